@@ -1,0 +1,82 @@
+# blazestream: `make demo` and `make test` set up everything they need on a fresh Debian/Ubuntu machine
+# (apt packages, the .venv, MediaPipe's reference venv, the models) and are safe to run again.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+MP_VENV := .venv-mediapipe
+STAMPS := .make
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+OUT ?= out
+
+# GStreamer 1.22 (Debian 12) and friends: see docs/gstreamer.md. PyGObject is built from source in the
+# venv, hence the girepository/cairo headers. mosquitto is the real MQTT broker the tests start.
+APT_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp \
+	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 \
+	libgirepository1.0-dev libcairo2-dev pkg-config gcc libc6-dev python3-dev python3-venv mosquitto
+
+.PHONY: help setup apt venv models reference demo test lint typecheck unit gpu-check gpu-test bench clean
+
+help:
+	@echo "make demo   - set everything up and run blazestream on the bundled sample (writes $(OUT)/)"
+	@echo "make test   - set everything up and run lint, type checks, GPU static checks and the tests"
+	@echo "make setup  - only the shared setup: apt packages, .venv, models"
+
+setup: apt venv models
+
+apt: $(STAMPS)/apt
+$(STAMPS)/apt:
+	@mkdir -p $(STAMPS)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing apt packages: $$missing"; \
+		$(SUDO) apt-get update -q; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+venv: $(STAMPS)/venv
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+	@mkdir -p $(STAMPS)
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=25.1" wheel
+	$(BIN)/python -m pip install -q -e ".[gst,mqtt]" --group dev
+	@touch $@
+
+# The models are rebuilt only when missing or stale (the command checks its manifest).
+models: venv
+	$(BIN)/blazestream models
+
+# MediaPipe 0.10.21, the numerical reference, in a venv of its own (it pins numpy<2).
+reference: $(STAMPS)/reference
+$(STAMPS)/reference: $(STAMPS)/apt
+	@mkdir -p $(STAMPS)
+	[ -x $(MP_VENV)/bin/python ] || $(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MP_VENV)/bin/python -m pip install -q "mediapipe==0.10.21"
+	@touch $@
+
+demo: setup
+	@mkdir -p $(OUT)
+	$(BIN)/blazestream image data/messi5.jpg --json $(OUT)/messi5.json --annotate $(OUT)
+	@echo "wrote $(OUT)/messi5.json and $(OUT)/messi5.png"
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: setup reference
+	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+
+test: setup reference lint typecheck unit
+
+clean:
+	rm -rf $(STAMPS) $(OUT) .pytest_cache .mypy_cache .ruff_cache

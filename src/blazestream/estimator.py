@@ -1,0 +1,204 @@
+"""The two-stage BlazePose estimator: detector and landmark engines around the pose core.
+
+Backend-neutral: it takes any `Engine` and a `Cropper` that turns frames plus ROIs into model inputs
+(OpenCV on the CPU, a CUDA kernel on the GPU). Decoding runs in the array library the engine returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from array_api_compat import array_namespace
+
+from blazestream.engines.base import Engine, infer_in_chunks
+from blazestream.pose import crop as cpu_crop
+from blazestream.pose.anchors import generate_anchors
+from blazestream.pose.detection import decode_detections, remove_letterbox, weighted_nms
+from blazestream.pose.landmarks import (
+    HEATMAP_KERNEL_SIZE,
+    decode_landmarks,
+    project_landmarks,
+    project_world,
+    refine_from_heatmap,
+)
+from blazestream.pose.landmarks import remove_letterbox as remove_landmark_letterbox
+from blazestream.pose.roi import alignment_roi, full_image_roi, pad_roi, roi_to_pixels
+from blazestream.pose.tracking import PoseTracker
+from blazestream.pose.types import Pose
+
+Frame = npt.NDArray[np.uint8]
+FloatArray = npt.NDArray[np.float32]
+
+DETECTOR_SIZE = 224
+LANDMARK_SIZE = 256
+
+
+@dataclass(frozen=True)
+class EstimatorSettings:
+    """MediaPipe's knobs; defaults are `mp.solutions.pose.Pose`'s."""
+
+    min_detection_confidence: float = 0.5
+    min_presence: float = 0.5
+    """Pose-flag threshold, MediaPipe's min_tracking_confidence (strict >)."""
+    max_poses: int = 1
+    heatmap_kernel: int = HEATMAP_KERNEL_SIZE
+
+
+class Cropper(Protocol):
+    """Builds the detector and landmark inputs from frames; owns where pixels live (CPU or GPU)."""
+
+    def detector_input(self, frames: Sequence[Any]) -> tuple[Any, Any]:
+        """(B, 3, 224, 224) letterboxed, in [-1, 1]; and the letterbox padding (B, 4)."""
+        ...
+
+    def landmark_input(self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any) -> tuple[Any, Any]:
+        """(M, 3, 256, 256) rotated crops in [0, 1] for normalized ROIs (M, 5); and the padding (M, 4)."""
+        ...
+
+
+def frame_sizes(frames: Sequence[Any]) -> FloatArray:
+    """(B, 2) float32 (width, height) of HWC frames."""
+    return np.asarray([(f.shape[1], f.shape[0]) for f in frames], dtype=np.float32).reshape(-1, 2)
+
+
+class CpuCropper:
+    """MediaPipe's OpenCV crops: zero border for the detector, replicate border for the estimator."""
+
+    def detector_input(self, frames: Sequence[Frame]) -> tuple[FloatArray, FloatArray]:
+        sizes = frame_sizes(frames)
+        padded, padding = pad_roi(
+            roi_to_pixels(full_image_roi(sizes), sizes),
+            tensor_width=DETECTOR_SIZE,
+            tensor_height=DETECTOR_SIZE,
+        )
+        crops = np.empty((len(frames), DETECTOR_SIZE, DETECTOR_SIZE, 3), dtype=np.uint8)
+        for i, frame in enumerate(frames):
+            cpu_crop.warp_rois(
+                frame, padded[i : i + 1], size=DETECTOR_SIZE, border="zero", out=crops[i : i + 1]
+            )
+        return cpu_crop.to_tensor(crops, scale=2.0 / 255.0, offset=-1.0), padding
+
+    def landmark_input(
+        self, frames: Sequence[Frame], frame_index: Sequence[int], rois: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
+        padded, padding = pad_roi(
+            roi_to_pixels(rois, sizes), tensor_width=LANDMARK_SIZE, tensor_height=LANDMARK_SIZE
+        )
+        crops = np.empty((len(rois), LANDMARK_SIZE, LANDMARK_SIZE, 3), dtype=np.uint8)
+        for i, index in enumerate(frame_index):
+            cpu_crop.warp_rois(
+                frames[index], padded[i : i + 1], size=LANDMARK_SIZE, border="replicate", out=crops[i : i + 1]
+            )
+        return cpu_crop.to_tensor(crops, scale=1.0 / 255.0, offset=0.0), padding
+
+
+@dataclass(frozen=True)
+class FrameDetections:
+    """Detector output for one frame, best first: ROIs (K, 5) normalized and scores (K,)."""
+
+    rois: FloatArray
+    scores: FloatArray
+
+
+@dataclass(frozen=True)
+class LandmarkResults:
+    """Estimator output for M ROIs, on the host: landmarks (M, 39, 5), world (M, 33, 3), pose flag (M,)."""
+
+    landmarks: FloatArray
+    world: FloatArray
+    presence: FloatArray
+
+
+def _host(x: Any) -> Any:
+    """Host NumPy copy of a NumPy or CuPy array."""
+    get = getattr(x, "get", None)
+    return np.asarray(get() if callable(get) else x)
+
+
+class PoseEstimator:
+    """Detector + landmark engines and the pose core, batched over frames and ROIs."""
+
+    def __init__(
+        self,
+        detector: Engine,
+        landmarker: Engine,
+        settings: EstimatorSettings | None = None,
+        cropper: Cropper | None = None,
+    ) -> None:
+        self.detector = detector
+        self.landmarker = landmarker
+        self.settings = settings or EstimatorSettings()
+        self.cropper: Cropper = cropper or CpuCropper()
+        self._anchors = generate_anchors()
+
+    def detect(self, frames: Sequence[Any]) -> list[FrameDetections]:
+        """Run the detector on every frame in one batch; up to max_poses ROIs per frame."""
+        if not frames:
+            return []
+        tensor, padding = self.cropper.detector_input(frames)
+        out = infer_in_chunks(self.detector, tensor, array_namespace(tensor).concat)
+        xp = array_namespace(out["boxes"])
+        anchors = xp.asarray(self._anchors)
+        dets = decode_detections(
+            out["boxes"], out["scores"], anchors, min_score=self.settings.min_detection_confidence
+        )
+        dets = weighted_nms(dets, max_detections=self.settings.max_poses)
+        dets = remove_letterbox(dets, xp.asarray(padding))
+        sizes = xp.asarray(frame_sizes(frames))[:, None, :]
+        rois = alignment_roi(dets.keypoints[..., 0, :], dets.keypoints[..., 1, :], sizes)
+        rois_h, scores_h, valid_h = _host(rois), _host(dets.scores), _host(dets.valid)
+        return [
+            FrameDetections(rois=rois_h[b][valid_h[b]].astype(np.float32), scores=scores_h[b][valid_h[b]])
+            for b in range(len(frames))
+        ]
+
+    def estimate(
+        self, frames: Sequence[Any], frame_index: Sequence[int], rois: FloatArray
+    ) -> LandmarkResults:
+        """Run the landmark model on M ROIs of any of the frames, in one batch."""
+        if len(frame_index) == 0:
+            empty = np.zeros((0,), dtype=np.float32)
+            return LandmarkResults(empty.reshape(0, 39, 5), empty.reshape(0, 33, 3), empty)
+        tensor, padding = self.cropper.landmark_input(frames, frame_index, rois)
+        out = infer_in_chunks(self.landmarker, tensor, array_namespace(tensor).concat)
+        xp = array_namespace(out["landmarks"])
+        rois_x = xp.asarray(rois)
+        lms = decode_landmarks(out["landmarks"])
+        lms = refine_from_heatmap(lms, out["heatmap"], kernel_size=self.settings.heatmap_kernel)
+        lms = remove_landmark_letterbox(lms, xp.asarray(padding))
+        lms = project_landmarks(lms, rois_x)
+        world = project_world(out["world_landmarks"], rois_x)
+        presence = xp.reshape(out["pose_flag"], (-1,))
+        return LandmarkResults(_host(lms), _host(world), _host(presence))
+
+    def process_static(self, frames: Sequence[Any]) -> list[list[Pose]]:
+        """Static-image mode: detect on every frame, then estimate every detection, no tracking."""
+        detections = self.detect(frames)
+        index = [b for b, d in enumerate(detections) for _ in range(len(d.rois))]
+        rois = np.concatenate([d.rois for d in detections]) if index else np.zeros((0, 5), np.float32)
+        scores = np.concatenate([d.scores for d in detections]) if index else np.zeros((0,), np.float32)
+        results = self.estimate(frames, index, rois)
+        poses: list[list[Pose]] = [[] for _ in frames]
+        for m, b in enumerate(index):
+            if results.presence[m] > self.settings.min_presence:
+                poses[b].append(
+                    Pose.from_rows(
+                        score=float(scores[m]),
+                        presence=float(results.presence[m]),
+                        roi=rois[m],
+                        landmarks=results.landmarks[m],
+                        world_landmarks=results.world[m],
+                    )
+                )
+        return poses
+
+    def new_tracker(self, *, smooth: bool = True) -> PoseTracker:
+        """A tracker for one stream with this estimator's thresholds."""
+        return PoseTracker(
+            max_poses=self.settings.max_poses, smooth=smooth, min_presence=self.settings.min_presence
+        )

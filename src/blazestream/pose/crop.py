@@ -1,0 +1,79 @@
+"""CPU crops: MediaPipe's ImageToTensor warp, bit for bit, with OpenCV.
+
+MediaPipe maps the ROI's box points to the tensor corners with getPerspectiveTransform and samples
+the uint8 image with warpPerspective(INTER_LINEAR); doing the same calls here is what makes our crops
+equal to MediaPipe's, 8-bit rounding included. The GPU path samples the same mapping (roi.crop_affine)
+in a CUDA kernel instead.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from blazestream.pose.roi import box_points
+
+Border = Literal["replicate", "zero"]
+
+_BORDERS = {"replicate": cv2.BORDER_REPLICATE, "zero": cv2.BORDER_CONSTANT}
+
+
+def warp_rois(
+    image: npt.NDArray[np.uint8],
+    rois_px: npt.NDArray[np.floating],
+    *,
+    size: int,
+    border: Border,
+    out: npt.NDArray[np.uint8] | None = None,
+) -> npt.NDArray[np.uint8]:
+    """Warp padded pixel ROIs (M, 5) of an RGB uint8 image into (M, size, size, 3) uint8 crops."""
+    rois32 = np.asarray(rois_px, dtype=np.float32)
+    # MediaPipe: RotatedRect(..., roi.rotation * 180.f / M_PI): float product, double division, float angle.
+    angle = ((rois32[:, 4] * np.float32(180.0)).astype(np.float64) / np.pi).astype(np.float32)
+    points = _opencv_box_points(rois32, angle)
+    dst = np.array([[0.0, size], [0.0, 0.0], [size, 0.0], [size, size]], dtype=np.float32)
+    crops = out if out is not None else np.empty((len(rois32), size, size, 3), dtype=np.uint8)
+    for i in range(len(rois32)):
+        matrix = cv2.getPerspectiveTransform(points[i], dst)
+        cv2.warpPerspective(
+            image,
+            matrix,
+            (size, size),
+            dst=crops[i],
+            flags=cv2.INTER_LINEAR,
+            borderMode=_BORDERS[border],
+            borderValue=(0, 0, 0, 0),
+        )
+    return crops
+
+
+def _opencv_box_points(
+    rois32: npt.NDArray[np.float32], angle_deg: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """cv::RotatedRect::points in its own precision: float ROI, double trig, float results."""
+    radians = angle_deg.astype(np.float64) * np.pi / 180.0
+    b = (np.cos(radians).astype(np.float32) * np.float32(0.5)).astype(np.float32)
+    a = (np.sin(radians).astype(np.float32) * np.float32(0.5)).astype(np.float32)
+    cx, cy, w, h = rois32[:, 0], rois32[:, 1], rois32[:, 2], rois32[:, 3]
+    p0 = np.stack([cx - a * h - b * w, cy + b * h - a * w], axis=-1)
+    p1 = np.stack([cx + a * h - b * w, cy - b * h - a * w], axis=-1)
+    p2 = np.stack([2 * cx - p0[:, 0], 2 * cy - p0[:, 1]], axis=-1)
+    p3 = np.stack([2 * cx - p1[:, 0], 2 * cy - p1[:, 1]], axis=-1)
+    return np.ascontiguousarray(np.stack([p0, p1, p2, p3], axis=1), dtype=np.float32)
+
+
+def to_tensor(
+    crops: npt.NDArray[np.uint8], *, scale: float, offset: float, out: npt.NDArray[np.float32] | None = None
+) -> npt.NDArray[np.float32]:
+    """uint8 NHWC crops to the models' float NCHW input: v = p * scale + offset."""
+    nchw = crops.transpose(0, 3, 1, 2)
+    result = out if out is not None else np.empty(nchw.shape, dtype=np.float32)
+    np.multiply(nchw, np.float32(scale), out=result, casting="unsafe")
+    result += np.float32(offset)
+    return result
+
+
+__all__ = ["Border", "box_points", "to_tensor", "warp_rois"]

@@ -1,0 +1,123 @@
+"""MediaPipe 0.10.21 Pose as a reference, run by MediaPipe's own interpreter (no blazestream imports).
+
+    python mediapipe_worker.py static --images A.png B.png --out ref.json
+    python mediapipe_worker.py video --frames frames.npy --streams 2 --out ref.json [--wait-for-go]
+
+By default the heatmap-refinement options are registered before `Pose()` is built, so the solution
+runs the graph's kernel 7 like the C++ graph; `--stock` leaves the Python solution as shipped, where
+those options are silently dropped and kernel 9 runs (blazepose-spec §8.3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+
+def _pose(args: argparse.Namespace, *, static: bool) -> Any:
+    if not args.stock:
+        from mediapipe.calculators.util import refine_landmarks_from_heatmap_calculator_pb2  # noqa: F401
+    import mediapipe as mp
+
+    return mp.solutions.pose.Pose(
+        static_image_mode=static,
+        model_complexity=1,
+        smooth_landmarks=True,
+        enable_segmentation=False,
+        min_detection_confidence=args.min_detection_confidence,
+        min_tracking_confidence=args.min_tracking_confidence,
+    )
+
+
+def _result(res: Any) -> dict[str, Any] | None:
+    if res.pose_landmarks is None:
+        return None
+    return {
+        "landmarks": [[lm.x, lm.y, lm.z, lm.visibility] for lm in res.pose_landmarks.landmark],
+        "world_landmarks": [[lm.x, lm.y, lm.z] for lm in res.pose_world_landmarks.landmark],
+    }
+
+
+def run_static(args: argparse.Namespace) -> dict[str, Any]:
+    import cv2
+
+    results = []
+    with _pose(args, static=True) as pose:
+        for path in args.images:
+            bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+            if bgr is None:
+                results.append({"path": path, "error": "unreadable"})
+                continue
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            out = _result(pose.process(rgb))
+            results.append({"path": path, "width": rgb.shape[1], "height": rgb.shape[0], "pose": out})
+    return {"mode": "static", "stock": args.stock, "results": results}
+
+
+def run_video(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    frames = np.load(args.frames, mmap_mode="r")
+    trackers = [_pose(args, static=False) for _ in range(args.streams)]
+    warm = np.ascontiguousarray(frames[0])
+    _pose(args, static=True).process(warm)  # load XNNPACK kernels before the clock starts
+    if args.wait_for_go:
+        print("READY", flush=True)
+        sys.stdin.readline()
+    record: list[dict[str, Any] | None] = []
+    latencies: list[float] = []
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    count = args.max_frames or len(frames)
+    for i in range(count):
+        frame = np.ascontiguousarray(frames[i % len(frames)])
+        for s, tracker in enumerate(trackers):
+            t0 = time.perf_counter()
+            res = tracker.process(frame)
+            latencies.append(time.perf_counter() - t0)
+            if s == 0 and args.record:
+                record.append(_result(res))
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
+    for tracker in trackers:
+        tracker.close()
+    return {
+        "mode": "video",
+        "stock": args.stock,
+        "streams": args.streams,
+        "frames_per_stream": count,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "latencies_s": latencies,
+        "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "stream0": record if args.record else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=["static", "video"])
+    parser.add_argument("--images", nargs="*", default=[])
+    parser.add_argument("--frames")
+    parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--max-frames", type=int, default=0)
+    parser.add_argument("--record", action="store_true", help="keep stream 0's landmarks in the output")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--stock", action="store_true", help="the Python solution as shipped (kernel 9)")
+    parser.add_argument("--wait-for-go", action="store_true")
+    parser.add_argument("--min-detection-confidence", type=float, default=0.5)
+    parser.add_argument("--min-tracking-confidence", type=float, default=0.5)
+    args = parser.parse_args()
+    out = run_static(args) if args.mode == "static" else run_video(args)
+    with open(args.out, "w") as fh:
+        json.dump(out, fh)
+
+
+if __name__ == "__main__":
+    main()
