@@ -20,6 +20,8 @@ APT_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugin
 	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 \
 	libgirepository1.0-dev libcairo2-dev pkg-config gcc libc6-dev python3-dev python3-venv mosquitto
 
+STUBS := pygobject-stubs==2.20.0 tensorrt-stubs==10.13.0.35.1 pyds-stubs==1.2.2 cupy-stubs==1.2.0
+
 .PHONY: help setup apt venv models reference demo test lint typecheck unit gpu-check gpu-test bench clean
 
 help:
@@ -46,6 +48,9 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1" wheel
 	$(BIN)/python -m pip install -q -e ".[gst,mqtt]" --group dev
+	# Type stubs only (.pyi): their packages pull the multi-GB tensorrt wheel, or PyGObject >= 3.52 that
+	# Debian 12 cannot build, or declare Python 3.12; none of that is needed to type-check against them.
+	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python $(STUBS)
 	@touch $@
 
 # The models are rebuilt only when missing or stale (the command checks its manifest).

@@ -45,9 +45,7 @@ def test_detection_and_roi_pipeline_runs_on_array_api_strict() -> None:
         dets = decode_detections(cast(boxes), cast(scores), anchors, min_score=0.5)
         dets = weighted_nms(dets, max_detections=3)
         size = cast(sizes)
-        padded, padding = pad_roi(
-            roi_to_pixels(full_image_roi(size), size), tensor_width=224, tensor_height=224
-        )
+        _, padding = pad_roi(roi_to_pixels(full_image_roi(size), size), tensor_width=224, tensor_height=224)
         dets = remove_letterbox(dets, padding)
         rois = alignment_roi(dets.keypoints[..., 0, :], dets.keypoints[..., 1, :], size[:, None, :])
         rois_px = roi_to_pixels(rois, size[:, None, :])
@@ -65,9 +63,7 @@ def test_landmark_decoding_runs_on_array_api_strict() -> None:
     raw = rng.normal(128, 60, (3, 195)).astype(np.float32)
     heatmap = rng.normal(0, 2, (3, 39, 64, 64)).astype(np.float32)
     world = rng.normal(0, 0.3, (3, 117)).astype(np.float32)
-    rois = np.array(
-        [[0.5, 0.5, 0.3, 0.4, 0.2], [0.2, 0.6, 0.1, 0.2, -3.0], [0.7, 0.3, 0.5, 0.5, 1.5]], np.float32
-    )
+    rois = np.array([[0.5, 0.5, 0.3, 0.4, 0.2], [0.2, 0.6, 0.1, 0.2, -3.0], [0.7, 0.3, 0.5, 0.5, 1.5]], np.float32)
     padding = np.zeros((3, 4), np.float32)
 
     def run(cast):  # type: ignore[no-untyped-def]

@@ -52,9 +52,7 @@ def test_decode_follows_tensors_to_detections() -> None:
     assert dets.scores[0, i] == pytest.approx(0.5)
     # clipping at +-100: a huge logit gives exactly sigmoid(100), not an overflow
     scores[0, i, 0] = 1e30
-    assert decode_detections(boxes, scores, anchors).scores[0, i] == pytest.approx(
-        1.0 / (1.0 + math.exp(-100))
-    )
+    assert decode_detections(boxes, scores, anchors).scores[0, i] == pytest.approx(1.0 / (1.0 + math.exp(-100)))
 
 
 def test_decode_drops_negative_and_nan_boxes() -> None:

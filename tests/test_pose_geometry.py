@@ -75,9 +75,7 @@ def test_crop_affine_is_the_inverse_of_mediapipes_perspective_transform() -> Non
 
 def test_detector_letterbox_padding() -> None:
     sizes = np.array([[640.0, 480.0], [480.0, 640.0]], np.float32)
-    padded, padding = pad_roi(
-        roi_to_pixels(full_image_roi(sizes), sizes), tensor_width=224, tensor_height=224
-    )
+    padded, padding = pad_roi(roi_to_pixels(full_image_roi(sizes), sizes), tensor_width=224, tensor_height=224)
     np.testing.assert_allclose(padded[0, :4], [320, 240, 640, 640])
     np.testing.assert_allclose(padding[0], [0, 0.125, 0, 0.125])
     np.testing.assert_allclose(padded[1, :4], [240, 320, 640, 640])
@@ -131,17 +129,13 @@ def _refine_port(lms, heatmap_hwc, kernel):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("kernel", [7, 9])
 def test_heatmap_refinement_equals_the_cpp_loop(kernel: int) -> None:
     rng = np.random.default_rng(kernel)
-    lms = np.concatenate([rng.uniform(-0.1, 1.1, (39, 3)), rng.uniform(0, 1, (39, 2))], axis=1).astype(
-        np.float32
-    )
+    lms = np.concatenate([rng.uniform(-0.1, 1.1, (39, 3)), rng.uniform(0, 1, (39, 2))], axis=1).astype(np.float32)
     lms[0, :2] = [0.5, 1.02]  # row 65: outside, yet refined from the last rows (the C++ checks col twice)
     lms[1, :2] = [1.01, 0.5]  # col 64: kept
     lms[2, :2] = [-0.001, 0.5]  # int() truncates toward zero: col 0, refined
     heatmap = rng.normal(0.5, 2.0, (64, 64, 39)).astype(np.float32)
     want = _refine_port(lms, heatmap, kernel)
-    got = refine_from_heatmap(
-        lms[None], np.ascontiguousarray(heatmap.transpose(2, 0, 1))[None], kernel_size=kernel
-    )[0]
+    got = refine_from_heatmap(lms[None], np.ascontiguousarray(heatmap.transpose(2, 0, 1))[None], kernel_size=kernel)[0]
     np.testing.assert_allclose(got, want, atol=2e-6)
     assert not np.allclose(got[0, :2], lms[0, :2]), "the row-quirk landmark should be refined"
     np.testing.assert_array_equal(got[1], lms[1])

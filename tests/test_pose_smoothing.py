@@ -85,9 +85,7 @@ def test_tracker_resets_only_coordinate_filters_on_loss() -> None:
     lms39 = np.zeros((39, 5), np.float32)
     lms, aux, world = _pose(0.0)
     lms39[:33], lms39[33:35] = lms, aux
-    pose = tracker.update(
-        req.track_id, req.roi, lms39, world, 0.9, image_size=(640, 480), timestamp_ns=FRAME_NS
-    )
+    pose = tracker.update(req.track_id, req.roi, lms39, world, 0.9, image_size=(640, 480), timestamp_ns=FRAME_NS)
     assert pose is not None
     assert pose.track_id == req.track_id
     assert not tracker.needs_detection
@@ -98,9 +96,7 @@ def test_tracker_resets_only_coordinate_filters_on_loss() -> None:
     smoother = tracker._stream_smoother
     assert smoother is not None
     # pose flag at the threshold: rejected (strict >), track gone, detector next frame
-    lost = tracker.update(
-        req.track_id, req.roi, lms39, world, 0.5, image_size=(640, 480), timestamp_ns=2 * FRAME_NS
-    )
+    lost = tracker.update(req.track_id, req.roi, lms39, world, 0.5, image_size=(640, 480), timestamp_ns=2 * FRAME_NS)
     assert lost is None
     assert tracker.needs_detection
     assert not tracker.tracked()

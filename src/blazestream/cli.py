@@ -23,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ModelsDir = Annotated[
     Path | None,
@@ -36,12 +36,15 @@ ModelsDir = Annotated[
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)],
-        force=True,
-    )
+    """Rich output on a terminal; plain, unwrapped lines when stderr goes to a file or a pipe."""
+    level = logging.DEBUG if verbose else logging.INFO
+    if err.is_terminal:
+        handler: logging.Handler = RichHandler(console=err, show_path=False, rich_tracebacks=False)
+        fmt = "%(message)s"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
 
 
 def _models_dir(value: Path | None) -> Path:
@@ -103,9 +106,7 @@ def models(
 @app.command()
 def image(
     images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, ...).", show_default=False)],
-    json_out: Annotated[
-        str, typer.Option("--json", help="Where to write the JSON results ('-' for stdout).")
-    ],
+    json_out: Annotated[str, typer.Option("--json", help="Where to write the JSON results ('-' for stdout).")],
     annotate: Annotated[
         Path | None, typer.Option(help="Directory for PNGs with the skeletons drawn.", show_default=False)
     ] = None,
@@ -117,9 +118,7 @@ def image(
     ] = 0.5,
     heatmap_kernel: Annotated[
         int,
-        typer.Option(
-            help="Heatmap refinement window: 7 as MediaPipe's graph, 9 as its stock Python solution."
-        ),
+        typer.Option(help="Heatmap refinement window: 7 as MediaPipe's graph, 9 as its stock Python solution."),
     ] = 7,
     threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0: one per core).")] = 0,
     models_dir: ModelsDir = None,
@@ -137,9 +136,7 @@ def image(
         heatmap_kernel=heatmap_kernel,
     )
     try:
-        estimator = create_cpu_estimator(
-            _models_dir(models_dir), settings, OrtSettings(intra_op_threads=threads)
-        )
+        estimator = create_cpu_estimator(_models_dir(models_dir), settings, OrtSettings(intra_op_threads=threads))
     except BlazestreamError as exc:
         raise _fail(exc) from exc
     show = len(images) > 3 and sys.stderr.isatty()
@@ -152,9 +149,7 @@ def image(
         disable=not show,
     ) as progress:
         task = progress.add_task("images", total=len(images))
-        report = process_images(
-            images, estimator, annotate_dir=annotate, on_done=lambda _: progress.advance(task)
-        )
+        report = process_images(images, estimator, annotate_dir=annotate, on_done=lambda _: progress.advance(task))
     write_json(report.document, json_out)
     found = sum(len(e["poses"]) for e in report.document["images"])
     err.print(f"{len(images)} image(s), {found} pose(s), {report.failed} failed")

@@ -77,18 +77,14 @@ class CpuCropper:
         )
         crops = np.empty((len(frames), DETECTOR_SIZE, DETECTOR_SIZE, 3), dtype=np.uint8)
         for i, frame in enumerate(frames):
-            cpu_crop.warp_rois(
-                frame, padded[i : i + 1], size=DETECTOR_SIZE, border="zero", out=crops[i : i + 1]
-            )
+            cpu_crop.warp_rois(frame, padded[i : i + 1], size=DETECTOR_SIZE, border="zero", out=crops[i : i + 1])
         return cpu_crop.to_tensor(crops, scale=2.0 / 255.0, offset=-1.0), padding
 
     def landmark_input(
         self, frames: Sequence[Frame], frame_index: Sequence[int], rois: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
         sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
-        padded, padding = pad_roi(
-            roi_to_pixels(rois, sizes), tensor_width=LANDMARK_SIZE, tensor_height=LANDMARK_SIZE
-        )
+        padded, padding = pad_roi(roi_to_pixels(rois, sizes), tensor_width=LANDMARK_SIZE, tensor_height=LANDMARK_SIZE)
         crops = np.empty((len(rois), LANDMARK_SIZE, LANDMARK_SIZE, 3), dtype=np.uint8)
         for i, index in enumerate(frame_index):
             cpu_crop.warp_rois(
@@ -144,9 +140,7 @@ class PoseEstimator:
         out = infer_in_chunks(self.detector, tensor, array_namespace(tensor).concat)
         xp = array_namespace(out["boxes"])
         anchors = xp.asarray(self._anchors)
-        dets = decode_detections(
-            out["boxes"], out["scores"], anchors, min_score=self.settings.min_detection_confidence
-        )
+        dets = decode_detections(out["boxes"], out["scores"], anchors, min_score=self.settings.min_detection_confidence)
         dets = weighted_nms(dets, max_detections=self.settings.max_poses)
         dets = remove_letterbox(dets, xp.asarray(padding))
         sizes = xp.asarray(frame_sizes(frames))[:, None, :]
@@ -157,9 +151,7 @@ class PoseEstimator:
             for b in range(len(frames))
         ]
 
-    def estimate(
-        self, frames: Sequence[Any], frame_index: Sequence[int], rois: FloatArray
-    ) -> LandmarkResults:
+    def estimate(self, frames: Sequence[Any], frame_index: Sequence[int], rois: FloatArray) -> LandmarkResults:
         """Run the landmark model on M ROIs of any of the frames, in one batch."""
         if len(frame_index) == 0:
             empty = np.zeros((0,), dtype=np.float32)
@@ -199,6 +191,4 @@ class PoseEstimator:
 
     def new_tracker(self, *, smooth: bool = True) -> PoseTracker:
         """A tracker for one stream with this estimator's thresholds."""
-        return PoseTracker(
-            max_poses=self.settings.max_poses, smooth=smooth, min_presence=self.settings.min_presence
-        )
+        return PoseTracker(max_poses=self.settings.max_poses, smooth=smooth, min_presence=self.settings.min_presence)

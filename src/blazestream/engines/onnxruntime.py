@@ -30,9 +30,7 @@ class OrtSettings:
 class OnnxRuntimeEngine:
     """One ONNX model in an ONNX Runtime session; outputs limited to `outputs` when given."""
 
-    def __init__(
-        self, path: Path, settings: OrtSettings | None = None, *, outputs: Sequence[str] | None = None
-    ):
+    def __init__(self, path: Path, settings: OrtSettings | None = None, *, outputs: Sequence[str] | None = None):
         import onnxruntime as ort
 
         self._settings = settings or OrtSettings()
@@ -82,9 +80,7 @@ class OnnxRuntimeEngine:
         return None
 
     def infer(self, batch: Any) -> Mapping[str, Any]:
-        arrays = self._session.run(
-            list(self._outputs), {self._input: np.ascontiguousarray(batch, np.float32)}
-        )
+        arrays = self._session.run(list(self._outputs), {self._input: np.ascontiguousarray(batch, np.float32)})
         return dict(zip(self._outputs, arrays, strict=True))
 
     def close(self) -> None:

@@ -50,9 +50,7 @@ def warp_rois(
     return crops
 
 
-def _opencv_box_points(
-    rois32: npt.NDArray[np.float32], angle_deg: npt.NDArray[np.float32]
-) -> npt.NDArray[np.float32]:
+def _opencv_box_points(rois32: npt.NDArray[np.float32], angle_deg: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """cv::RotatedRect::points in its own precision: float ROI, double trig, float results."""
     radians = angle_deg.astype(np.float64) * np.pi / 180.0
     b = (np.cos(radians).astype(np.float32) * np.float32(0.5)).astype(np.float32)

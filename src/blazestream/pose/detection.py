@@ -95,7 +95,7 @@ def weighted_nms(
     """
     xp = array_namespace(detections.scores)
     scores = detections.scores
-    batch, count = scores.shape
+    count = scores.shape[1]
     remaining = detections.valid
     index_dtype = xp.int64
     out_scores, out_boxes, out_kps, out_valid = [], [], [], []

@@ -59,9 +59,7 @@ def roi_to_pixels(rois: Array, image_size: Array) -> Array:
     xp = array_namespace(rois, image_size)
     w = image_size[..., 0]
     h = image_size[..., 1]
-    return xp.stack(
-        [rois[..., 0] * w, rois[..., 1] * h, rois[..., 2] * w, rois[..., 3] * h, rois[..., 4]], axis=-1
-    )
+    return xp.stack([rois[..., 0] * w, rois[..., 1] * h, rois[..., 2] * w, rois[..., 3] * h, rois[..., 4]], axis=-1)
 
 
 def pad_roi(rois_px: Array, *, tensor_width: int, tensor_height: int) -> tuple[Array, Array]:

@@ -76,10 +76,8 @@ class OneEuroFilter:
         if self.last_time_ns != 0 and timestamp_ns != 0:
             self.frequency = 1.0 / ((timestamp_ns - self.last_time_ns) * 1e-9)
         self.last_time_ns = timestamp_ns
-        if self._x.raw is None:
-            dvalue = xp.zeros_like(value)
-        else:
-            dvalue = (value - self._x.raw) * value_scale * self.frequency
+        raw = self._x.raw
+        dvalue = xp.zeros_like(value) if raw is None else (value - raw) * value_scale * self.frequency
         edvalue = self._dx.apply(dvalue, self._alpha(self.params.derivate_cutoff))
         cutoff = self.params.min_cutoff + self.params.beta * xp.abs(edvalue)
         return self._x.apply(value, self._alpha(cutoff))
@@ -159,11 +157,7 @@ class PoseSmoother:
         if scale < MIN_OBJECT_SCALE:
             return landmarks
         width, height = float(image_size[0]), float(image_size[1])
-        pixels = xp.stack(
-            [landmarks[:, 0] * width, landmarks[:, 1] * height, landmarks[:, 2] * width], axis=-1
-        )
+        pixels = xp.stack([landmarks[:, 0] * width, landmarks[:, 1] * height, landmarks[:, 2] * width], axis=-1)
         filtered = flt.apply(pixels, timestamp_ns, 1.0 / scale)
-        normalized = xp.stack(
-            [filtered[:, 0] / width, filtered[:, 1] / height, filtered[:, 2] / width], axis=-1
-        )
+        normalized = xp.stack([filtered[:, 0] / width, filtered[:, 1] / height, filtered[:, 2] / width], axis=-1)
         return xp.concat([normalized, landmarks[:, 3:]], axis=-1)

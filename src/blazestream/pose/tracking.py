@@ -79,9 +79,7 @@ class PoseTracker:
             box = _bounding_box(roi)
             if any(_iou(box, other) > DUPLICATE_IOU for other in boxes):
                 continue
-            track = Track(
-                next(self._ids), np.asarray(roi, dtype=np.float32), float(score), self._new_smoother()
-            )
+            track = Track(next(self._ids), np.asarray(roi, dtype=np.float32), float(score), self._new_smoother())
             self._tracks[track.track_id] = track
             boxes.append(box)
             new.append(RoiRequest(track.track_id, track.roi, track.score))
@@ -112,9 +110,7 @@ class PoseTracker:
             return None
         pose_lms = landmarks[:NUM_LANDMARKS]
         aux = landmarks[AUX_HIP_CENTER : AUX_SCALE_POINT + 1]
-        pose_lms, aux, world = track.smoother(
-            pose_lms, aux, world, image_size=image_size, timestamp_ns=timestamp_ns
-        )
+        pose_lms, aux, world = track.smoother(pose_lms, aux, world, image_size=image_size, timestamp_ns=timestamp_ns)
         size = np.asarray(image_size, dtype=np.float32)
         track.roi = alignment_roi(aux[0, 0:2], aux[1, 0:2], size).astype(np.float32)
         if self.static:

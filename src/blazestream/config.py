@@ -1,0 +1,208 @@
+"""The run configuration: pydantic models, strict (unknown keys are rejected with a hint).
+
+`configs/default.yaml` documents every key; a user's YAML is validated against these models, and the
+command-line flags override it. Only what can be checked before anything starts is checked here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from blazestream.errors import ConfigError
+
+Backend = Literal["auto", "cpu", "tensorrt", "deepstream"]
+Precision = Literal["fp32", "fp16", "int8"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Strict):
+    """One camera: an id (used in outputs and metrics) and where its frames come from."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    uri: str
+    max_poses: Annotated[int, Field(ge=1, le=32)] | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _check_uri(cls, value: str) -> str:
+        from blazestream.pipeline.spec import parse_source_uri
+
+        parse_source_uri(value)  # raises ValueError with a clear message
+        return value
+
+
+class PoseConfig(_Strict):
+    """MediaPipe's knobs; the defaults are `mp.solutions.pose.Pose`'s."""
+
+    min_detection_confidence: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    min_presence: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    max_poses: Annotated[int, Field(ge=1, le=32)] = 1
+    smooth: bool = True
+    heatmap_kernel: Literal[7, 9] = 7
+    segmentation: bool = False
+
+
+class BatchConfig(_Strict):
+    """Cross-camera batching, like nvstreammux: one frame per camera per batch."""
+
+    max_size: Annotated[int, Field(ge=1, le=256)] | None = None
+    """Frames per batch; default: the number of cameras."""
+    timeout_ms: Annotated[float, Field(gt=0, le=10_000)] = 40.0
+    """Push a partial batch this long after its first frame arrived (batched-push-timeout)."""
+
+
+class OnnxRuntimeConfig(_Strict):
+    intra_op_threads: Annotated[int, Field(ge=0, le=256)] = 0
+    inter_op_threads: Annotated[int, Field(ge=1, le=256)] = 1
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+
+
+class TensorRTConfig(_Strict):
+    precision: Precision = "fp16"
+    max_batch: Annotated[int, Field(ge=1, le=256)] = 16
+    workspace_mb: Annotated[int, Field(ge=64)] = 1024
+    engines_dir: Path | None = None
+
+
+class EngineConfig(_Strict):
+    backend: Backend = "auto"
+    models_dir: Path | None = None
+    onnxruntime: OnnxRuntimeConfig = OnnxRuntimeConfig()
+    tensorrt: TensorRTConfig = TensorRTConfig()
+
+
+class SourceConfig(_Strict):
+    """How sources connect and recover."""
+
+    rtsp_protocols: Literal["tcp", "udp", "tcp+udp"] = "tcp"
+    rtsp_latency_ms: Annotated[int, Field(ge=0, le=10_000)] = 100
+    rtsp_tcp_timeout_s: Annotated[float, Field(gt=0, le=120)] = 3.0
+    stall_timeout_s: Annotated[float, Field(gt=0, le=300)] = 3.0
+    """A live camera that sends no frame for this long is reconnected (rtspsrc itself may say nothing)."""
+    backoff_initial_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    backoff_max_s: Annotated[float, Field(gt=0, le=300)] = 4.0
+    file_queue: Annotated[int, Field(ge=1, le=64)] = 4
+    """Decoded frames buffered per file source (files block when it is full: nothing is dropped)."""
+
+
+class VideoOutputConfig(_Strict):
+    path: Path | None = None
+    width: Annotated[int, Field(ge=64, le=7680)] = 1280
+    height: Annotated[int, Field(ge=64, le=4320)] = 720
+    bitrate_kbps: Annotated[int, Field(ge=100, le=100_000)] = 4000
+
+
+class RtspOutputConfig(_Strict):
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    address: str = "127.0.0.1"
+    mount: Annotated[str, Field(pattern=r"^/[A-Za-z0-9_./-]*$")] = "/annotated"
+
+
+class MqttConfig(_Strict):
+    url: str | None = None
+    """mqtt://[user:password@]host[:port]; one topic per camera: <topic_prefix>/<camera id>."""
+    topic_prefix: str = "blazestream"
+    qos: Literal[0, 1, 2] = 0
+
+
+class OutputsConfig(_Strict):
+    jsonl: Path | None = None
+    video: VideoOutputConfig = VideoOutputConfig()
+    rtsp: RtspOutputConfig = RtspOutputConfig()
+    mqtt: MqttConfig = MqttConfig()
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    metrics_address: str = "127.0.0.1"
+
+
+class AppConfig(_Strict):
+    """Everything `blazestream run` needs."""
+
+    cameras: list[CameraConfig] = []
+    pose: PoseConfig = PoseConfig()
+    batch: BatchConfig = BatchConfig()
+    engine: EngineConfig = EngineConfig()
+    sources: SourceConfig = SourceConfig()
+    outputs: OutputsConfig = OutputsConfig()
+    duration_s: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> AppConfig:
+        ids = [c.id for c in self.cameras]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"camera ids must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> AppConfig:
+    """Read a YAML config (or start from the defaults) and apply overrides (nested dicts)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: no such config file") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of keys (see configs/default.yaml)")
+        data = loaded or {}
+    merged = _merge(data, overrides or {})
+    try:
+        return AppConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, path)) from exc
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _explain(exc: ValidationError, path: Path | None) -> str:
+    """One line per problem, with a did-you-mean for unknown keys."""
+    where = f"{path}: " if path else ""
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"])
+        if error["type"] == "extra_forbidden":
+            parent = _model_at(error["loc"][:-1])
+            key = str(error["loc"][-1])
+            known = list(parent.model_fields) if parent else []
+            hint = difflib.get_close_matches(key, known, n=1)
+            suggestion = f"; did you mean '{hint[0]}'?" if hint else f"; known keys: {', '.join(known)}"
+            lines.append(f"{where}unknown key '{loc}'{suggestion}")
+        else:
+            lines.append(f"{where}{loc}: {error['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = AppConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        nested = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nested is None:
+            return None
+        model = nested
+    return model

@@ -1,0 +1,51 @@
+"""What every output receives: one `FrameResult` per processed frame, and the `ResultSink` protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from blazestream.pose.types import Pose
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The poses of one frame of one camera, with what outputs need to place and time them."""
+
+    stream: str
+    """Camera id."""
+    frame: int
+    """0-based index of the frame in its source (gaps mean frames a live source dropped)."""
+    pts: float
+    """Presentation time in seconds (from the source's buffer timestamps)."""
+    width: int
+    height: int
+    poses: tuple[Pose, ...]
+    image: npt.NDArray[np.uint8] | None
+    """The RGB frame, kept only when an output draws on it (video, RTSP)."""
+    arrived: float
+    """time.monotonic() when the frame left its decoder: the start of the end-to-end latency."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON Lines record (a contract other tools read)."""
+        return {
+            "stream": self.stream,
+            "frame": self.frame,
+            "pts": round(self.pts, 6),
+            "width": self.width,
+            "height": self.height,
+            "poses": [p.to_json(self.width, self.height) for p in self.poses],
+        }
+
+
+class ResultSink(Protocol):
+    """An output. `write` is called from the processing thread, once per batch, in frame order per camera."""
+
+    def write(self, results: list[FrameResult]) -> None: ...
+
+    def close(self) -> None:
+        """Flush and finish (EOS for encoders); called once, also after a SIGINT/SIGTERM."""
+        ...

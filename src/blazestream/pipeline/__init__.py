@@ -1,0 +1,1 @@
+"""The streaming graph: sources, cross-camera batching, inference, tracking and outputs."""

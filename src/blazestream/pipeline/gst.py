@@ -1,0 +1,96 @@
+"""The one place that loads GStreamer through PyGObject, with errors that say what to install.
+
+Import `Gst`, `GLib`, `GstApp` from here. GstApp must be imported before the first appsink or appsrc
+is wrapped, or PyGObject caches a class without `try_pull_sample`/`push_buffer` for good.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from blazestream.errors import MissingDependencyError
+
+_lock = threading.Lock()
+_loaded: dict[str, Any] = {}
+
+INSTALL_HINT = (
+    "install GStreamer 1.x with its introspection data and PyGObject: on Debian/Ubuntu "
+    "`make setup` (or apt-get install gstreamer1.0-plugins-{base,good,bad,ugly} gstreamer1.0-libav "
+    "gir1.2-gst-rtsp-server-1.0 and pip install 'blazestream[gst]')"
+)
+
+
+def gst() -> Any:
+    """The initialized `Gst` module (loads GStreamer on first use)."""
+    return _load()["Gst"]
+
+
+def glib() -> Any:
+    return _load()["GLib"]
+
+
+def _load() -> dict[str, Any]:
+    with _lock:
+        if _loaded:
+            return _loaded
+        try:
+            import gi
+
+            gi.require_version("Gst", "1.0")
+            gi.require_version("GstApp", "1.0")
+            gi.require_version("GstVideo", "1.0")
+            from gi.repository import GLib, Gst, GstApp, GstVideo
+        except (ImportError, ValueError) as exc:
+            raise MissingDependencyError(f"GStreamer is not usable from Python ({exc}); {INSTALL_HINT}") from exc
+        Gst.init(None)
+        _loaded.update(Gst=Gst, GLib=GLib, GstApp=GstApp, GstVideo=GstVideo)
+        return _loaded
+
+
+def rtsp_server() -> Any:
+    """The `GstRtspServer` module."""
+    _load()
+    try:
+        import gi
+
+        gi.require_version("GstRtspServer", "1.0")
+        from gi.repository import GstRtspServer
+    except (ImportError, ValueError) as exc:
+        raise MissingDependencyError(
+            f"gst-rtsp-server is missing ({exc}); apt-get install gir1.2-gst-rtsp-server-1.0"
+        ) from exc
+    return GstRtspServer
+
+
+def require_elements(*names: str) -> None:
+    """Fail early, naming the package, when a GStreamer element is not installed."""
+    Gst = gst()
+    missing = [n for n in names if Gst.ElementFactory.find(n) is None]
+    if missing:
+        raise MissingDependencyError(f"GStreamer element(s) not found: {', '.join(missing)}; {INSTALL_HINT}")
+
+
+def parse_launch(description: str, name: str) -> Any:
+    """Gst.parse_launch with the description in the error, and a pipeline name for logs."""
+    Gst = gst()
+    glib_error = glib().Error
+    try:
+        pipeline = Gst.parse_launch(description)
+    except glib_error as exc:
+        raise MissingDependencyError(
+            f"{name}: cannot build the GStreamer pipeline ({exc.message}): {description}"
+        ) from exc
+    pipeline.set_name(name)
+    return pipeline
+
+
+def buffer_to_array(buffer: Any, caps: Any) -> Any:
+    """Copy an RGB buffer into an (H, W, 3) uint8 array, honouring the row stride (rows are 4-byte aligned)."""
+    import numpy as np
+
+    info = _load()["GstVideo"].VideoInfo.new_from_caps(caps)
+    width, height, stride = info.width, info.height, info.stride[0]
+    data = buffer.extract_dup(0, buffer.get_size())
+    rows = np.frombuffer(data, dtype=np.uint8, count=stride * height).reshape(height, stride)
+    return rows[:, : width * 3].reshape(height, width, 3)
