@@ -14,7 +14,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from blazestream import __version__
-from blazestream.errors import BlazestreamError
+from blazestream.errors import BlazestreamError, ConfigError
 
 app = typer.Typer(
     name="blazestream",
@@ -155,6 +155,113 @@ def image(
     err.print(f"{len(images)} image(s), {found} pose(s), {report.failed} failed")
     if report.failed:
         raise typer.Exit(1)
+
+
+def _camera_overrides(sources: list[str]) -> list[dict[str, str]]:
+    """`--source URI` or `--source ID=URI`; ids default to cam0, cam1, ... in order."""
+    cameras = []
+    for index, text in enumerate(sources):
+        camera_id, _, rest = text.partition("=")
+        if rest and "/" not in camera_id and ":" not in camera_id and camera_id:
+            cameras.append({"id": camera_id, "uri": rest})
+        else:
+            cameras.append({"id": f"cam{index}", "uri": text})
+    return cameras
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML config (see configs/default.yaml).", show_default=False)
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="Camera: a file, file://, rtsp://, v4l2:///dev/videoN or test: (repeat; ID=URI names it).",
+            show_default=False,
+        ),
+    ] = None,
+    backend: Annotated[str | None, typer.Option(help="auto, cpu, tensorrt or deepstream.")] = None,
+    jsonl: Annotated[Path | None, typer.Option(help="JSON Lines output, one line per frame.")] = None,
+    video: Annotated[Path | None, typer.Option(help="Annotated, tiled H.264 MP4 output.")] = None,
+    rtsp_out: Annotated[
+        int | None, typer.Option(help="Serve the annotated video at rtsp://127.0.0.1:PORT/annotated.")
+    ] = None,
+    mqtt: Annotated[str | None, typer.Option(help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    max_poses: Annotated[int | None, typer.Option(help="Poses per camera (default 1, as MediaPipe).")] = None,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Run the streaming graph on cameras and files until they end, --duration, or SIGINT/SIGTERM."""
+    from blazestream.backends import resolve_backend
+    from blazestream.config import load_config
+
+    overrides: dict[str, object] = {}
+    if source:
+        overrides["cameras"] = _camera_overrides(source)
+    engine: dict[str, object] = {}
+    if backend is not None:
+        engine["backend"] = backend
+    if models_dir is not None:
+        engine["models_dir"] = models_dir
+    if engine:
+        overrides["engine"] = engine
+    outputs: dict[str, object] = {}
+    if jsonl is not None:
+        outputs["jsonl"] = jsonl
+    if video is not None:
+        outputs["video"] = {"path": video}
+    if rtsp_out is not None:
+        outputs["rtsp"] = {"port": rtsp_out}
+    if mqtt is not None:
+        outputs["mqtt"] = {"url": mqtt}
+    if metrics_port is not None:
+        outputs["metrics_port"] = metrics_port
+    if outputs:
+        overrides["outputs"] = outputs
+    if duration is not None:
+        overrides["duration_s"] = duration
+    if max_poses is not None:
+        overrides["pose"] = {"max_poses": max_poses}
+    try:
+        cfg = load_config(config, overrides)
+        if not cfg.cameras:
+            raise ConfigError("no cameras: give --source URI (repeat it for more), or cameras: in the config")
+        chosen = resolve_backend(cfg.engine.backend)
+        logging.getLogger("blazestream").info("backend: %s", chosen)
+        if chosen == "deepstream":
+            from blazestream.pipeline.deepstream import build_deepstream_runner
+
+            runner = build_deepstream_runner(cfg)
+        else:
+            from blazestream.pipeline.graph import build_cpu_runner, create_estimator
+
+            runner = build_cpu_runner(cfg, create_estimator(cfg, chosen))
+    except BlazestreamError as exc:
+        raise _fail(exc) from exc
+    summary = runner.run()
+    _print_summary(summary)
+    raise typer.Exit(summary.exit_code)
+
+
+def _print_summary(summary: object) -> None:
+    from rich.table import Table
+
+    from blazestream.pipeline.runner import RunSummary
+
+    assert isinstance(summary, RunSummary)
+    table = Table(title=f"blazestream run: {summary.wall_s:.1f} s, stopped by {summary.stopped_by}")
+    for column in ("camera", "frames", "poses", "fps", "status"):
+        table.add_column(column)
+    for camera, frames in summary.frames.items():
+        fps = frames / summary.wall_s if summary.wall_s else 0.0
+        status = summary.failures.get(camera, "ok")
+        table.add_row(camera, str(frames), str(summary.poses[camera]), f"{fps:.1f}", status)
+    err.print(table)
+    for problem in summary.output_errors:
+        err.print(f"[red]output error:[/] {problem}")
 
 
 def main() -> None:

@@ -1,0 +1,113 @@
+"""Assembling a run from the configuration: sources, backend, pose stage, outputs, metrics."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from blazestream.config import AppConfig
+from blazestream.engines.onnxruntime import OrtSettings
+from blazestream.estimator import EstimatorSettings, PoseEstimator
+from blazestream.outputs.base import ResultSink
+from blazestream.outputs.metrics import Metrics
+from blazestream.pipeline.runner import Runner
+from blazestream.pipeline.spec import SourceSpec, parse_source_uri
+from blazestream.pipeline.stage import PoseStage
+
+log = logging.getLogger(__name__)
+
+
+def source_specs(cfg: AppConfig) -> list[SourceSpec]:
+    return [parse_source_uri(c.uri, c.id) for c in cfg.cameras]
+
+
+def estimator_settings(cfg: AppConfig) -> EstimatorSettings:
+    per_camera = [c.max_poses for c in cfg.cameras if c.max_poses]
+    return EstimatorSettings(
+        min_detection_confidence=cfg.pose.min_detection_confidence,
+        min_presence=cfg.pose.min_presence,
+        max_poses=max([cfg.pose.max_poses, *per_camera]),
+        heatmap_kernel=cfg.pose.heatmap_kernel,
+    )
+
+
+def create_estimator(cfg: AppConfig, backend: str) -> PoseEstimator:
+    """The estimator for a resolved backend ('cpu' or 'tensorrt')."""
+    from blazestream.engines.models import default_models_dir
+
+    models_dir = cfg.engine.models_dir or default_models_dir()
+    settings = estimator_settings(cfg)
+    if backend == "tensorrt":
+        from blazestream.engines.gpu_factory import create_tensorrt_estimator
+
+        return create_tensorrt_estimator(models_dir, settings, cfg.engine.tensorrt)
+    from blazestream.engines.factory import create_cpu_estimator
+
+    ort = cfg.engine.onnxruntime
+    return create_cpu_estimator(
+        models_dir,
+        settings,
+        OrtSettings(
+            intra_op_threads=ort.intra_op_threads,
+            inter_op_threads=ort.inter_op_threads,
+            graph_optimization=ort.graph_optimization,
+        ),
+        segmentation=cfg.pose.segmentation,
+    )
+
+
+def create_sinks(cfg: AppConfig, metrics: Metrics, camera_ids: list[str]) -> list[ResultSink]:
+    out = cfg.outputs
+    sinks: list[ResultSink] = [metrics]
+    if out.jsonl is not None:
+        from blazestream.outputs.jsonl import JsonlSink
+
+        sinks.append(JsonlSink(out.jsonl))
+    if out.mqtt.url:
+        from blazestream.outputs.mqtt import MqttSink
+
+        sinks.append(MqttSink(out.mqtt.url, topic_prefix=out.mqtt.topic_prefix, qos=out.mqtt.qos))
+    if out.video.path is not None or out.rtsp.port is not None:
+        from blazestream.outputs.video import AnnotatedVideoSink
+
+        sinks.append(
+            AnnotatedVideoSink(
+                camera_ids,
+                path=out.video.path,
+                rtsp_port=out.rtsp.port,
+                rtsp_address=out.rtsp.address,
+                rtsp_mount=out.rtsp.mount,
+                width=out.video.width,
+                height=out.video.height,
+                bitrate_kbps=out.video.bitrate_kbps,
+                fps_of=metrics.fps,
+            )
+        )
+        if out.rtsp.port is not None:
+            log.info("annotated video at rtsp://%s:%d%s", out.rtsp.address, out.rtsp.port, out.rtsp.mount)
+    return sinks
+
+
+def build_cpu_runner(cfg: AppConfig, estimator: PoseEstimator | None = None) -> Runner:
+    """The CPU graph (and the plain-GStreamer TensorRT graph, given a TensorRT estimator)."""
+    sources = source_specs(cfg)
+    camera_ids = [s.camera_id for s in sources]
+    estimator = estimator or create_estimator(cfg, "cpu")
+    metrics = Metrics(camera_ids)
+    if cfg.outputs.metrics_port is not None:
+        metrics.serve(cfg.outputs.metrics_port, cfg.outputs.metrics_address)
+        log.info("metrics at http://%s:%d/metrics", cfg.outputs.metrics_address, cfg.outputs.metrics_port)
+    sinks = create_sinks(cfg, metrics, camera_ids)
+    stage = PoseStage(
+        estimator,
+        max_poses={c.id: c.max_poses for c in cfg.cameras if c.max_poses},
+        smooth=cfg.pose.smooth,
+        keep_images=any(type(s).__name__ == "AnnotatedVideoSink" for s in sinks),
+    )
+    return Runner(cfg, sources, stage, sinks, metrics)
+
+
+def models_dir_of(cfg: AppConfig) -> Path:
+    from blazestream.engines.models import default_models_dir
+
+    return cfg.engine.models_dir or default_models_dir()

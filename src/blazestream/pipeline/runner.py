@@ -1,0 +1,187 @@
+"""The runner: owns the GLib main loop, every bus, the signals and the processing thread.
+
+Threads: the main thread runs the GLib main loop (bus messages of every camera, the watchdog, the
+duration timer, SIGINT/SIGTERM, the RTSP output server); one thread per camera pulls its frames; one
+processing thread takes batches, runs the pose stage and writes the outputs. Stopping (signal,
+--duration, or every file ended) drains what is queued, then closes the outputs (EOS to encoders)
+before the loop quits, so a clean stop never loses a result.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from blazestream.config import AppConfig
+from blazestream.errors import BlazestreamError
+from blazestream.outputs.base import ResultSink
+from blazestream.outputs.metrics import Metrics
+from blazestream.pipeline.camera import Camera, CameraState
+from blazestream.pipeline.frames import Batcher, FrameSlot
+from blazestream.pipeline.gst import glib, gst
+from blazestream.pipeline.spec import SourceSpec
+from blazestream.pipeline.stage import PoseStage
+
+log = logging.getLogger(__name__)
+
+WATCHDOG_PERIOD_MS = 250
+
+
+@dataclass
+class RunSummary:
+    """What a run did, per camera, and whether it ended cleanly."""
+
+    frames: dict[str, int] = field(default_factory=dict)
+    poses: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    output_errors: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    stopped_by: str = "end of input"
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures or self.output_errors else 0
+
+
+class Runner:
+    """Runs one graph: cameras -> batcher -> pose stage -> outputs."""
+
+    def __init__(
+        self,
+        cfg: AppConfig,
+        sources: Sequence[SourceSpec],
+        stage: PoseStage,
+        sinks: Sequence[ResultSink],
+        metrics: Metrics,
+    ) -> None:
+        if not sources:
+            raise BlazestreamError("no cameras: give --source URI (or cameras: in the config)")
+        self.cfg = cfg
+        self.stage = stage
+        self.sinks = list(sinks)
+        self.metrics = metrics
+        self.stop_event = threading.Event()
+        self._cond = threading.Condition()
+        self.slots = [
+            FrameSlot(s.camera_id, live=s.live, capacity=cfg.sources.file_queue, cond=self._cond) for s in sources
+        ]
+        batch_size = cfg.batch.max_size or len(sources)
+        self.batcher = Batcher(self.slots, self._cond, max_size=batch_size, timeout=cfg.batch.timeout_ms / 1000.0)
+        self.cameras = [
+            Camera(spec, cfg.sources, slot, metrics, self.watch_bus, self.stop_event)
+            for spec, slot in zip(sources, self.slots, strict=True)
+        ]
+        self.summary = RunSummary(frames={s.camera_id: 0 for s in sources}, poses={s.camera_id: 0 for s in sources})
+        self._loop: Any = None
+        self._sink_failed: set[int] = set()
+
+    # -- main loop side ------------------------------------------------------------------------
+
+    def watch_bus(self, bus: Any, handler: Callable[[Any], None]) -> Callable[[], None]:
+        """Dispatch a pipeline's bus messages on the runner's main loop; returns the unwatch call."""
+        bus.add_signal_watch()
+        handler_id = bus.connect("message", lambda _bus, message: handler(message))
+
+        def unwatch() -> None:
+            bus.disconnect(handler_id)
+            bus.remove_signal_watch()
+
+        return unwatch
+
+    def stop(self, reason: str) -> None:
+        """Begin a clean stop (idempotent; safe from any thread)."""
+        if self.stop_event.is_set():
+            return
+        log.info("stopping: %s", reason)
+        self.summary.stopped_by = reason
+        self.stop_event.set()
+        self.batcher.stop()
+
+    def run(self) -> RunSummary:
+        gst()
+        GLib = glib()
+        self._loop = GLib.MainLoop()
+        start = time.monotonic()
+        handlers = [
+            GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, self._on_signal, "SIGINT"),
+            GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, self._on_signal, "SIGTERM"),
+            GLib.timeout_add(WATCHDOG_PERIOD_MS, self._watchdog),
+        ]
+        if self.cfg.duration_s:
+            handlers.append(GLib.timeout_add(int(self.cfg.duration_s * 1000), self._on_duration))
+        for camera in self.cameras:
+            camera.start()
+        worker = threading.Thread(target=self._process, name="processing", daemon=True)
+        worker.start()
+        try:
+            self._loop.run()
+        finally:
+            for source_id in handlers:
+                GLib.source_remove(source_id)
+            self.stop_event.set()
+            for camera in self.cameras:
+                camera.join(timeout=10)
+            worker.join(timeout=30)
+        self.summary.wall_s = time.monotonic() - start
+        for camera in self.cameras:
+            if camera.state == CameraState.FAILED and camera.failure:
+                self.summary.failures[camera.spec.camera_id] = camera.failure
+        return self.summary
+
+    def _on_signal(self, name: str) -> bool:
+        self.stop(f"{name} received")
+        return True
+
+    def _on_duration(self) -> bool:
+        self.stop(f"--duration {self.cfg.duration_s:g} s reached")
+        return False
+
+    def _watchdog(self) -> bool:
+        now = time.monotonic()
+        for camera in self.cameras:
+            camera.check_watchdog(now)
+        return True
+
+    # -- processing thread ---------------------------------------------------------------------
+
+    def _process(self) -> None:
+        try:
+            while (batch := self.batcher.next_batch()) is not None:
+                results = self.stage.process(batch)
+                for result in results:
+                    self.summary.frames[result.stream] += 1
+                    self.summary.poses[result.stream] += len(result.poses)
+                self._write(results)
+        except Exception as exc:  # the loop must still quit and the outputs close
+            log.exception("processing failed: %s", exc)
+            self.summary.output_errors.append(f"processing: {exc}")
+        finally:
+            self.stop("all sources ended")
+            self._close_outputs()
+            if self._loop is not None:
+                glib().idle_add(self._loop.quit)
+
+    def _write(self, results: list[Any]) -> None:
+        for index, sink in enumerate(self.sinks):
+            if index in self._sink_failed:
+                continue
+            try:
+                sink.write(results)
+            except Exception as exc:
+                self._sink_failed.add(index)
+                message = f"{type(sink).__name__}: {exc}"
+                self.summary.output_errors.append(message)
+                log.error("output %s failed and is switched off; the others go on", message)
+
+    def _close_outputs(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                self.summary.output_errors.append(f"closing {type(sink).__name__}: {exc}")
+                log.error("closing %s failed: %s", type(sink).__name__, exc)
