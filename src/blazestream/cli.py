@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -246,6 +247,47 @@ def run(
     raise typer.Exit(summary.exit_code)
 
 
+def _default_bench_source() -> Path:
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        candidate = base / "data" / "messi_moves.mp4"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("no bundled sample found here: give --source FILE")
+
+
+@app.command()
+def bench(
+    streams: Annotated[int, typer.Option(min=1, max=64, help="Copies of the source run at once.")] = 4,
+    source: Annotated[Path | None, typer.Option(help="Video file (default: data/messi_moves.mp4).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config for engine/pose settings.")] = None,
+    backend: Annotated[str, typer.Option(help="auto, cpu, tensorrt (deepstream: use run).")] = "cpu",
+    mediapipe: Annotated[bool, typer.Option(help="Also run MediaPipe's own Pose for the ratio.")] = True,
+    models_dir: ModelsDir = None,
+) -> None:
+    """Frames/s of the graph on N copies of a video, next to MediaPipe's best on this machine."""
+    from blazestream.backends import resolve_backend
+    from blazestream.bench import bench_config, print_report, run_bench
+    from blazestream.config import load_config
+
+    try:
+        path = source or _default_bench_source()
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such video file")
+        overrides: dict[str, object] = {"engine": {"models_dir": models_dir}} if models_dir else {}
+        cfg = bench_config(load_config(config, overrides), path, streams)
+        chosen = resolve_backend(backend)
+        if chosen == "deepstream":
+            chosen = "tensorrt"
+        report = run_bench(cfg, source=path, streams=streams, backend=chosen, mediapipe=mediapipe)
+    except BlazestreamError as exc:
+        raise _fail(exc) from exc
+    print_report(report, err)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_json(), indent=1) + "\n")
+
+
 def _print_summary(summary: object) -> None:
     from rich.table import Table
 
@@ -262,6 +304,25 @@ def _print_summary(summary: object) -> None:
     err.print(table)
     for problem in summary.output_errors:
         err.print(f"[red]output error:[/] {problem}")
+
+
+@app.command()
+def serve(
+    files: Annotated[list[Path], typer.Argument(help="Video files, served looped at /cam0, /cam1, ...")],
+    port: Annotated[int, typer.Option(min=0, max=65535, help="RTSP port (0: a free one).")] = 8554,
+    address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    mount: Annotated[
+        list[str] | None, typer.Option("--mount", help="Mount name per file, in order (default cam0, cam1, ...).")
+    ] = None,
+) -> None:
+    """Serve video files over RTSP, each looped forever in real time: stand-in cameras for tests and demos."""
+    from blazestream.rtsp_serve import run_until_signalled
+
+    try:
+        code = run_until_signalled(files, port, address, mount or None)
+    except (BlazestreamError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code)
 
 
 def main() -> None:

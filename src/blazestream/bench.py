@@ -1,0 +1,294 @@
+"""`blazestream bench`: our graph against MediaPipe's own Pose on N copies of one video, in one run.
+
+Both sides get the same decoded frames (our file branch decodes the file once for MediaPipe, into a
+memory-mapped array). MediaPipe is served as well as it can be on this machine: one process uses about
+one core, so its trackers are also spread over one process per core; the faster of that and a single
+process is the baseline. Display is off on our side (no video outputs): only the poses are produced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blazestream.config import AppConfig
+from blazestream.engines.onnxruntime import available_cores
+from blazestream.outputs.base import FrameResult
+from blazestream.pipeline.gst import gst, parse_launch
+from blazestream.pipeline.sources import SINK_NAME, source_description
+from blazestream.pipeline.spec import parse_source_uri
+from blazestream.reference import WORKER, mediapipe_python
+
+log = logging.getLogger(__name__)
+
+AGREEMENT_MIN = 0.90
+MEDIAN_ERROR_MAX = 0.03
+
+
+@dataclass
+class SideResult:
+    """One contestant's figures."""
+
+    name: str
+    frames: int
+    wall_s: float
+    fps: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    cpu_cores: float
+    """CPU seconds per wall second (2.0 = both cores of a 2-core machine busy)."""
+    peak_rss_mb: float
+    detail: str = ""
+
+
+@dataclass
+class BenchReport:
+    streams: int
+    source: str
+    cores: int
+    blazestream: SideResult
+    mediapipe: list[SideResult] = field(default_factory=list)
+    ratio: float | None = None
+    agreement: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Collector:
+    """A ResultSink that keeps what the bench needs: latencies, stream 0's landmarks, timing."""
+
+    def __init__(self, stream0: str) -> None:
+        self.stream0 = stream0
+        self.latencies: list[float] = []
+        self.first_arrival: float | None = None
+        self.last_write = 0.0
+        self.frames = 0
+        self.stream0_poses: dict[int, np.ndarray | None] = {}
+
+    def write(self, results: list[FrameResult]) -> None:
+        now = time.monotonic()
+        for r in results:
+            self.latencies.append(now - r.arrived)
+            self.first_arrival = r.arrived if self.first_arrival is None else min(self.first_arrival, r.arrived)
+            self.frames += 1
+            if r.stream == self.stream0:
+                self.stream0_poses[r.frame] = (
+                    np.array([[lm.x * r.width, lm.y * r.height] for lm in r.poses[0].landmarks]) if r.poses else None
+                )
+        self.last_write = now
+
+    def close(self) -> None:
+        pass
+
+
+def decode_frames(source: Path, target: Path) -> int:
+    """Decode a file with our own file branch into an (N, H, W, 3) uint8 .npy; returns N."""
+    from blazestream.config import SourceConfig
+    from blazestream.pipeline.gst import buffer_to_array
+
+    spec = parse_source_uri(str(source), "decode")
+    pipeline = parse_launch(source_description(spec, SourceConfig()), "bench-decode")
+    sink = pipeline.get_by_name(SINK_NAME)
+    pipeline.set_state(gst().State.PLAYING)
+    frames: list[np.ndarray] = []
+    try:
+        while True:
+            sample = sink.try_pull_sample(5 * 1_000_000_000)
+            if sample is None:
+                break
+            frames.append(np.array(buffer_to_array(sample.get_buffer(), sample.get_caps())))
+    finally:
+        pipeline.set_state(gst().State.NULL)
+    if not frames:
+        raise RuntimeError(f"{source}: no video frame could be decoded")
+    np.save(target, np.stack(frames))
+    return len(frames)
+
+
+def _percentile_ms(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000.0, q)) if values else 0.0
+
+
+def run_ours(cfg: AppConfig, backend: str, stream0: str) -> tuple[SideResult, _Collector]:
+    from blazestream.outputs.metrics import Metrics
+    from blazestream.pipeline.graph import create_estimator, source_specs
+    from blazestream.pipeline.runner import Runner
+    from blazestream.pipeline.stage import PoseStage
+
+    estimator = create_estimator(cfg, backend)
+    collector = _Collector(stream0)
+    sources = source_specs(cfg)
+    metrics = Metrics([s.camera_id for s in sources])
+    stage = PoseStage(estimator, smooth=cfg.pose.smooth)
+    runner = Runner(cfg, sources, stage, [collector], metrics)
+    cpu0 = time.process_time()
+    summary = runner.run()
+    cpu = time.process_time() - cpu0
+    if summary.failures:
+        raise RuntimeError(f"bench sources failed: {summary.failures}")
+    wall = collector.last_write - (collector.first_arrival or collector.last_write)
+    return (
+        SideResult(
+            name=f"blazestream {backend}",
+            frames=collector.frames,
+            wall_s=wall,
+            fps=collector.frames / wall if wall > 0 else 0.0,
+            latency_p50_ms=_percentile_ms(collector.latencies, 50),
+            latency_p95_ms=_percentile_ms(collector.latencies, 95),
+            cpu_cores=cpu / summary.wall_s if summary.wall_s else 0.0,
+            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        ),
+        collector,
+    )
+
+
+def run_mediapipe(frames: Path, streams: int, processes: int, *, record: bool, out_dir: Path) -> tuple[SideResult, Any]:
+    """MediaPipe's Pose (video mode, full model, one tracker per stream) over `processes` processes."""
+    python = mediapipe_python()
+    shares = [streams // processes + (1 if i < streams % processes else 0) for i in range(processes)]
+    shares = [s for s in shares if s]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(GLOG_minloglevel="2", TF_CPP_MIN_LOG_LEVEL="2", OMP_NUM_THREADS="1")
+    procs = []
+    for i, share in enumerate(shares):
+        out = out_dir / f"mp_{processes}_{i}.json"
+        args = [str(python), str(WORKER), "video", "--frames", str(frames), "--streams", str(share), "--out", str(out)]
+        args += ["--wait-for-go"] + (["--record"] if record and i == 0 else [])
+        procs.append(
+            (
+                subprocess.Popen(
+                    args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+                ),
+                out,
+            )
+        )
+    for proc, _ in procs:  # all loaded and warm before the clock starts
+        line = proc.stdout.readline() if proc.stdout else ""
+        if line.strip() != "READY":
+            raise RuntimeError(f"MediaPipe worker did not start: {proc.stderr.read() if proc.stderr else ''}")
+    for proc, _ in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("GO\n")
+        proc.stdin.flush()
+    results = []
+    for proc, out in procs:
+        _, err = proc.communicate(timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"MediaPipe worker failed: {err[-2000:]}")
+        results.append(json.loads(out.read_text()))
+    total = sum(r["streams"] * r["frames_per_stream"] for r in results)
+    wall = max(r["wall_s"] for r in results)
+    latencies = [v for r in results for v in r["latencies_s"]]
+    return (
+        SideResult(
+            name=f"MediaPipe x{len(results)} proc",
+            frames=total,
+            wall_s=wall,
+            fps=total / wall,
+            latency_p50_ms=_percentile_ms(latencies, 50),
+            latency_p95_ms=_percentile_ms(latencies, 95),
+            cpu_cores=sum(r["cpu_s"] for r in results) / wall,
+            peak_rss_mb=sum(r["max_rss_kb"] for r in results) / 1024.0,
+            detail=f"streams/process {shares}",
+        ),
+        results[0].get("stream0"),
+    )
+
+
+def agreement(ours: dict[int, np.ndarray | None], reference: list[Any], width: int, height: int) -> dict[str, float]:
+    """Stream 0: share of frames where both agree on pose/no pose; median error / pose diagonal."""
+    same = 0
+    errors = []
+    for index, ref in enumerate(reference):
+        mine = ours.get(index)
+        if (mine is not None) == (ref is not None):
+            same += 1
+        if mine is not None and ref is not None:
+            b = np.asarray(ref["landmarks"])[:, :2] * [width, height]
+            diagonal = float(np.linalg.norm(b.max(0) - b.min(0)))
+            errors.append(float(np.linalg.norm(mine - b, axis=1).mean()) / diagonal)
+    return {
+        "frames": float(len(reference)),
+        "same_presence": same / len(reference) if reference else 0.0,
+        "mediapipe_found": sum(r is not None for r in reference) / len(reference) if reference else 0.0,
+        "median_error_of_diagonal": float(np.median(errors)) if errors else float("nan"),
+        "p95_error_of_diagonal": float(np.percentile(errors, 95)) if errors else float("nan"),
+    }
+
+
+def run_bench(cfg: AppConfig, *, source: Path, streams: int, backend: str, mediapipe: bool = True) -> BenchReport:
+    cores = available_cores()
+    with tempfile.TemporaryDirectory(prefix="blazestream-bench-") as tmp:
+        tmp_dir = Path(tmp)
+        frames_path = tmp_dir / "frames.npy"
+        count = decode_frames(source, frames_path)
+        shape = np.load(frames_path, mmap_mode="r").shape
+        log.info("%s: %d frames of %dx%d; %d streams; %d cores", source, count, shape[2], shape[1], streams, cores)
+        ours, collector = run_ours(cfg, backend, cfg.cameras[0].id)
+        report = BenchReport(streams=streams, source=str(source), cores=cores, blazestream=ours)
+        if mediapipe:
+            single, stream0 = run_mediapipe(frames_path, streams, 1, record=True, out_dir=tmp_dir)
+            report.mediapipe.append(single)
+            if min(cores, streams) > 1:
+                multi, _ = run_mediapipe(frames_path, streams, min(cores, streams), record=False, out_dir=tmp_dir)
+                report.mediapipe.append(multi)
+            best = max(report.mediapipe, key=lambda s: s.fps)
+            report.ratio = ours.fps / best.fps if best.fps else None
+            if stream0:
+                report.agreement = agreement(collector.stream0_poses, stream0, shape[2], shape[1])
+    return report
+
+
+def bench_config(base: AppConfig, source: Path, streams: int) -> AppConfig:
+    """The run config for the bench: N file cameras, display off, no outputs."""
+    data = base.model_dump()
+    data["cameras"] = [{"id": f"cam{i}", "uri": str(source)} for i in range(streams)]
+    data["outputs"] = {}
+    data["duration_s"] = None
+    return AppConfig.model_validate(data)
+
+
+def print_report(report: BenchReport, console: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not console.is_terminal:
+        console = Console(stderr=True, width=140, soft_wrap=True)
+    table = Table(
+        title=f"blazestream bench: {report.streams} stream(s) of {Path(report.source).name}, {report.cores} cores"
+    )
+    for column in ("", "frames/s", "frames", "p50 ms", "p95 ms", "CPU (cores)", "peak RSS MB", "note"):
+        table.add_column(column)
+    for side in [report.blazestream, *report.mediapipe]:
+        table.add_row(
+            side.name,
+            f"{side.fps:.1f}",
+            str(side.frames),
+            f"{side.latency_p50_ms:.1f}",
+            f"{side.latency_p95_ms:.1f}",
+            f"{side.cpu_cores:.2f}",
+            f"{side.peak_rss_mb:.0f}",
+            side.detail,
+        )
+    console.print(table)
+    if report.ratio is not None:
+        console.print(f"ratio blazestream / best MediaPipe: [bold]{report.ratio:.2f}x[/]")
+    if report.agreement:
+        a = report.agreement
+        ok = a["same_presence"] >= AGREEMENT_MIN and a["median_error_of_diagonal"] <= MEDIAN_ERROR_MAX
+        console.print(
+            f"stream 0 vs MediaPipe: same pose/no-pose on {a['same_presence']:.1%} of {int(a['frames'])} frames, "
+            f"median landmark error {a['median_error_of_diagonal']:.2%} of the pose diagonal "
+            f"(p95 {a['p95_error_of_diagonal']:.2%}) [{'bold green' if ok else 'bold red'}]{'OK' if ok else 'OFF'}[/]"
+        )

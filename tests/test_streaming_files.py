@@ -1,0 +1,143 @@
+"""`blazestream run` on file sources through the real GStreamer graph: every frame, bad sources, SIGINT."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA_DIR
+
+pytestmark = [pytest.mark.gst, pytest.mark.slow]
+
+CLIP = DATA_DIR / "messi_moves.mp4"
+CLIP_FRAMES = 250
+
+
+def _cmd(models_dir: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "BLAZESTREAM_MODELS": str(models_dir), "PYTHONUNBUFFERED": "1"}
+    return [sys.executable, "-m", "blazestream", "run", *args], env
+
+
+def _run(models_dir: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    cmd, env = _cmd(models_dir, *args)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def _records(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.timeout(300)
+def test_file_sources_process_every_frame(models_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "poses.jsonl"
+    done = _run(models_dir, "--source", str(CLIP), "--source", f"side={CLIP}", "--jsonl", str(out))
+    assert done.returncode == 0, done.stderr
+    records = _records(out)
+    by_stream: dict[str, list[int]] = {}
+    for r in records:
+        by_stream.setdefault(r["stream"], []).append(r["frame"])
+    assert set(by_stream) == {"cam0", "side"}
+    for frames in by_stream.values():
+        assert frames == list(range(CLIP_FRAMES)), "every frame, once, in order"
+    first = records[0]
+    assert set(first) == {"stream", "frame", "pts", "width", "height", "poses"}
+    assert (first["width"], first["height"]) == (640, 480)
+    with_pose = [r for r in records if r["poses"]]
+    assert len(with_pose) >= 0.95 * len(records), "a person is in every frame of the clip"
+    pose = with_pose[-1]["poses"][0]
+    assert isinstance(pose["track_id"], int)
+    assert len(pose["landmarks"]) == 33
+    pts = [r["pts"] for r in records if r["stream"] == "cam0"]
+    assert pts == sorted(pts)
+    assert pts[-1] - pts[0] == pytest.approx(9.96, abs=0.1), "pts in seconds of the clip"
+
+
+@pytest.mark.timeout(300)
+def test_bad_sources_are_named_and_the_good_one_finishes(models_dir: Path, tmp_path: Path) -> None:
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("not a video\n")
+    missing = tmp_path / "missing.mp4"
+    out = tmp_path / "poses.jsonl"
+    done = _run(
+        models_dir, "--source", str(missing), "--source", str(not_video), "--source", str(CLIP), "--jsonl", str(out)
+    )
+    assert done.returncode == 1, "a failed source makes the run's exit code 1"
+    assert "missing.mp4" in done.stderr
+    assert "no such file" in done.stderr
+    assert "notes.mp4" in done.stderr
+    good = [r for r in _records(out) if r["stream"] == "cam2"]
+    assert [r["frame"] for r in good] == list(range(CLIP_FRAMES)), "nothing lost for the good source"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("uri", ["rtsp:/no-host", "http://127.0.0.1/cam", "v4l2://video0", "test:?colour=red"])
+def test_malformed_sources_are_rejected_before_starting(models_dir: Path, tmp_path: Path, uri: str) -> None:
+    done = _run(models_dir, "--source", uri, "--jsonl", str(tmp_path / "x.jsonl"))
+    assert done.returncode == 2
+    assert uri.split("?")[0] in done.stderr
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+@pytest.mark.timeout(120)
+def test_unknown_config_key_gets_a_hint(models_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text('cameras:\n  - id: a\n    uri: "test:"\npose:\n  max_pose: 2\n')
+    done = _run(models_dir, str(config))
+    assert done.returncode == 2
+    assert "pose.max_pose" in done.stderr
+    assert "did you mean 'max_poses'" in done.stderr
+
+
+@pytest.mark.timeout(180)
+def test_sigint_stops_cleanly_with_playable_video_and_complete_jsonl(models_dir: Path, tmp_path: Path) -> None:
+    out, video = tmp_path / "poses.jsonl", tmp_path / "annotated.mp4"
+    cmd, env = _cmd(
+        models_dir,
+        "--source",
+        "test:?pattern=ball&fps=15",
+        "--source",
+        str(CLIP),
+        "--jsonl",
+        str(out),
+        "--video",
+        str(video),
+    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20_000):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "SIGINT" in stderr
+    lines = out.read_text().splitlines()
+    assert lines, "results were written before the stop"
+    records = [json.loads(line) for line in lines]  # every line complete
+    assert {r["stream"] for r in records} == {"cam0", "cam1"}
+    frames = _count_video_frames(video)
+    assert frames > 5, "the MP4 is finalized and decodes"
+
+
+def _count_video_frames(path: Path) -> int:
+    """Decode the file with GStreamer and count the frames (fails unless the MP4 is finalized)."""
+    from blazestream.pipeline.gst import gst, parse_launch
+
+    Gst = gst()
+    pipeline = parse_launch("filesrc name=file ! qtdemux ! h264parse ! avdec_h264 ! fakesink name=sink", "count")
+    pipeline.get_by_name("file").set_property("location", str(path))
+    frames = []
+    pad = pipeline.get_by_name("sink").get_static_pad("sink")
+    pad.add_probe(Gst.PadProbeType.BUFFER, lambda _pad, _info: frames.append(1) or Gst.PadProbeReturn.OK)
+    pipeline.set_state(Gst.State.PLAYING)
+    message = pipeline.get_bus().timed_pop_filtered(30 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+    pipeline.set_state(Gst.State.NULL)
+    assert message is not None
+    assert message.type == Gst.MessageType.EOS, message.parse_error()
+    return len(frames)
