@@ -49,6 +49,7 @@ def create_estimator(cfg: AppConfig, backend: str) -> PoseEstimator:
         settings,
         OrtSettings(
             intra_op_threads=ort.intra_op_threads,
+            parallel_runs=ort.parallel_runs,
             inter_op_threads=ort.inter_op_threads,
             graph_optimization=ort.graph_optimization,
         ),
