@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -31,3 +34,135 @@ def model_paths() -> ModelPaths:
 def models_dir(model_paths: ModelPaths) -> Path:
     """The model cache directory, after ``ensure_models`` has filled it."""
     return model_paths.models_dir
+
+
+# --- network fixtures (outputs, RTSP test server): loopback only ---
+
+MOSQUITTO = Path("/usr/sbin/mosquitto")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    return _free_port()
+
+
+def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> bool:
+    """True once something accepts TCP connections on host:port."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[str]:
+    """A real mosquitto broker on a free loopback port; yields its mqtt:// URL."""
+    import subprocess
+
+    if not MOSQUITTO.exists():
+        pytest.skip(f"the mosquitto broker is not installed ({MOSQUITTO}); apt-get install mosquitto")
+    port = _free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    log = (tmp_path / "mosquitto.log").open("w")
+    proc = subprocess.Popen([str(MOSQUITTO), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        if not wait_for_port(port):
+            proc.kill()
+            pytest.fail(f"mosquitto did not listen on {port}: {(tmp_path / 'mosquitto.log').read_text()}")
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+# --- GStreamer helpers for the output / RTSP tests ---
+
+
+@pytest.fixture(scope="session")
+def gst_module() -> Any:
+    """The initialized Gst module; skips GStreamer tests where PyGObject/GStreamer are missing."""
+    from blazestream.errors import MissingDependencyError
+    from blazestream.pipeline.gst import gst, rtsp_server
+
+    try:
+        rtsp_server()
+        return gst()
+    except MissingDependencyError as exc:
+        pytest.skip(str(exc))
+
+
+@dataclass
+class RtspRead:
+    """What an rtspsrc client saw: frame arrival times (monotonic) and the decoded frame size."""
+
+    times: list[float]
+    width: int | None
+    height: int | None
+
+    @property
+    def fps(self) -> float:
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+    @property
+    def max_gap(self) -> float:
+        return max((b - a for a, b in itertools.pairwise(self.times)), default=0.0)
+
+
+@pytest.fixture
+def read_rtsp(gst_module: Any) -> Callable[[str, float], RtspRead]:
+    """A real rtspsrc client: decode `url` to RGB for `seconds` and report what arrived."""
+    import time
+
+    from blazestream.pipeline.gst import parse_launch
+
+    Gst = gst_module
+
+    def read(url: str, seconds: float) -> RtspRead:
+        pipeline = parse_launch(
+            f"rtspsrc location={url} protocols=tcp latency=100 tcp-timeout=3000000 "
+            "! rtph264depay ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=RGB "
+            "! appsink name=sink max-buffers=2 drop=true sync=false emit-signals=false",
+            "test-rtsp-client",
+        )
+        sink = pipeline.get_by_name("sink")
+        pipeline.set_state(Gst.State.PLAYING)
+        times: list[float] = []
+        width = height = None
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                sample = sink.emit("try-pull-sample", 100 * Gst.MSECOND)
+                if sample is None:
+                    continue
+                times.append(time.monotonic())
+                structure = sample.get_caps().get_structure(0)
+                width, height = structure.get_int("width")[1], structure.get_int("height")[1]
+        finally:
+            pipeline.set_state(Gst.State.NULL)
+        return RtspRead(times, width, height)
+
+    return read

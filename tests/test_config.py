@@ -88,5 +88,5 @@ def test_source_uris(uri: str, kind: str, live: bool) -> None:
 
 @pytest.mark.parametrize("uri", ["", "rtsp://", "rtsp:/x", "ftp://host/x", "v4l2://video0", "rtsp://h:99999/x"])
 def test_malformed_uris(uri: str) -> None:
-    with pytest.raises(ValueError, match="source|URI|scheme|port|V4L2|malformed"):
+    with pytest.raises(ValueError, match=r"source|URI|scheme|port|V4L2|malformed"):
         parse_source_uri(uri)

@@ -24,8 +24,9 @@ def cuda_device() -> Probe:
     if importlib.util.find_spec("cupy") is None:
         return Probe(False, "CuPy is not installed (pip install 'blazestream[gpu]')")
     try:
-        import cupy
+        from blazestream.engines.cupy_api import load_cupy
 
+        cupy = load_cupy()
         count = cupy.cuda.runtime.getDeviceCount()
         if count < 1:
             return Probe(False, "no CUDA device")
@@ -37,7 +38,8 @@ def cuda_device() -> Probe:
 
 
 def tensorrt() -> Probe:
-    if importlib.util.find_spec("tensorrt") is None:
+    spec = importlib.util.find_spec("tensorrt")
+    if spec is None or spec.origin is None:  # tensorrt-stubs alone leave an empty namespace package
         return Probe(False, "TensorRT's Python package is not installed (it comes with the DeepStream/JetPack images)")
     try:
         import tensorrt as trt

@@ -325,6 +325,85 @@ def serve(
     raise typer.Exit(code)
 
 
+EnginesDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="TensorRT engines (default: $BLAZESTREAM_ENGINES or ~/.cache/blazestream/engines).", show_default=False
+    ),
+]
+
+
+@app.command("build-engines")
+def build_engines(
+    precision: Annotated[str, typer.Option(help="fp16, fp32 or int8 (calibrated on sample frames).")] = "fp16",
+    max_batch: Annotated[int, typer.Option(min=1, max=256, help="Largest batch (cameras, or poses per batch).")] = 16,
+    opt_batch: Annotated[
+        int | None, typer.Option(min=1, help="Batch TensorRT tunes for: your camera count (default min(4, max)).")
+    ] = None,
+    workspace: Annotated[int, typer.Option(min=64, help="Builder workspace in MB.")] = 1024,
+    segmentation: Annotated[bool, typer.Option(help="Also build the landmark model with segmentation.")] = False,
+    calibration_source: Annotated[
+        Path | None, typer.Option(help="INT8: video or image to calibrate on (default: data/messi_moves.mp4).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even engines that are up to date.")] = False,
+    models_dir: ModelsDir = None,
+    engines_dir: EnginesDir = None,
+) -> None:
+    """Build the TensorRT engines (detector and landmark model) for this GPU, with a sidecar JSON each."""
+    from blazestream.engines.build_plan import BuildRequest
+    from blazestream.engines.build_progress import RichBuildProgress
+    from blazestream.engines.engine_cache import default_engines_dir
+
+    if precision not in ("fp16", "fp32", "int8"):
+        raise _fail(ConfigError(f"--precision {precision}: use fp16, fp32 or int8"))
+    try:
+        from blazestream.engines.build import build_engines as build
+
+        request = BuildRequest(
+            models_dir=_models_dir(models_dir),
+            engines_dir=engines_dir or default_engines_dir(),
+            precision=precision,  # type: ignore[arg-type]  # checked above
+            max_batch=max_batch,
+            opt_batch=opt_batch,
+            workspace_mb=workspace,
+            segmentation=segmentation,
+            calibration_source=calibration_source,
+            force=force,
+        )
+        request.profile  # noqa: B018 - validates opt <= max before the long build starts
+        with RichBuildProgress(err) as progress:
+            built = build(request, progress)
+    except (BlazestreamError, ValueError) as exc:
+        raise _fail(exc) from exc
+    for result in built:
+        print(result.engine.path)
+
+
+@app.command()
+def checks(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable report on stdout.")] = False,
+    precision: Annotated[str, typer.Option(help="Engine precision to look for.")] = "fp16",
+    models_dir: ModelsDir = None,
+    engines_dir: EnginesDir = None,
+) -> None:
+    """What this machine can run: GStreamer, DeepStream, CUDA, TensorRT, ONNX Runtime, models, engines."""
+    from blazestream.checks import render_table, run_checks
+    from blazestream.engines.engine_cache import default_engines_dir
+
+    if precision not in ("fp16", "fp32", "int8"):
+        raise _fail(ConfigError(f"--precision {precision}: use fp16, fp32 or int8"))
+    report = run_checks(
+        models_dir=_models_dir(models_dir),
+        engines_dir=engines_dir or default_engines_dir(),
+        precision=precision,  # type: ignore[arg-type]  # checked above
+    )
+    if json_out:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        err.print(render_table(report))
+    raise typer.Exit(report.exit_code)
+
+
 def main() -> None:
     """Entry point that also honours BLAZESTREAM_DEBUG for full tracebacks."""
     if os.environ.get("BLAZESTREAM_DEBUG"):
