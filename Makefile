@@ -66,10 +66,21 @@ $(STAMPS)/reference: $(STAMPS)/apt
 	$(MP_VENV)/bin/python -m pip install -q "mediapipe==0.10.21"
 	@touch $@
 
+# The demo: the bundled clip served as 4 RTSP cameras on loopback, through `blazestream run`.
+DEMO_PORT ?= 8554
+DEMO_SECONDS ?= 20
+DEMO_CLIP := data/messi_moves.mp4
+
 demo: setup
 	@mkdir -p $(OUT)
-	$(BIN)/blazestream image data/messi5.jpg --json $(OUT)/messi5.json --annotate $(OUT)
-	@echo "wrote $(OUT)/messi5.json and $(OUT)/messi5.png"
+	@rm -f $(OUT)/poses.jsonl $(OUT)/annotated.mp4
+	@$(BIN)/blazestream serve $(DEMO_CLIP) $(DEMO_CLIP) $(DEMO_CLIP) $(DEMO_CLIP) --port $(DEMO_PORT) > $(OUT)/server.log 2>&1 & \
+	server=$$!; trap 'kill $$server 2>/dev/null; wait $$server 2>/dev/null' EXIT; \
+	for i in $$(seq 50); do grep -q cam3 $(OUT)/server.log 2>/dev/null && break; kill -0 $$server 2>/dev/null || break; sleep 0.2; done; \
+	grep -q cam3 $(OUT)/server.log || { cat $(OUT)/server.log; echo "the RTSP server did not start (port $(DEMO_PORT) busy? try make demo DEMO_PORT=8654)"; exit 1; }; \
+	$(BIN)/blazestream run $(foreach i,0 1 2 3,--source rtsp://127.0.0.1:$(DEMO_PORT)/cam$(i)) \
+		--jsonl $(OUT)/poses.jsonl --video $(OUT)/annotated.mp4 --duration $(DEMO_SECONDS)
+	@echo "wrote $(OUT)/annotated.mp4 (4 cameras tiled, skeletons drawn) and $(OUT)/poses.jsonl ($$(wc -l < $(OUT)/poses.jsonl) frames)"
 
 lint: venv
 	$(BIN)/ruff check src tests

@@ -78,6 +78,7 @@ class Runner:
         ]
         self.summary = RunSummary(frames={s.camera_id: 0 for s in sources}, poses={s.camera_id: 0 for s in sources})
         self._loop: Any = None
+        self._duration_source: int | None = None
         self._sink_failed: set[int] = set()
 
     # -- main loop side ------------------------------------------------------------------------
@@ -113,7 +114,7 @@ class Runner:
             GLib.timeout_add(WATCHDOG_PERIOD_MS, self._watchdog),
         ]
         if self.cfg.duration_s:
-            handlers.append(GLib.timeout_add(int(self.cfg.duration_s * 1000), self._on_duration))
+            self._duration_source = GLib.timeout_add(int(self.cfg.duration_s * 1000), self._on_duration)
         for camera in self.cameras:
             camera.start()
         worker = threading.Thread(target=self._process, name="processing", daemon=True)
@@ -123,6 +124,8 @@ class Runner:
         finally:
             for source_id in handlers:
                 GLib.source_remove(source_id)
+            if self._duration_source is not None:
+                GLib.source_remove(self._duration_source)
             self.stop_event.set()
             for camera in self.cameras:
                 camera.join(timeout=10)
@@ -138,6 +141,7 @@ class Runner:
         return True
 
     def _on_duration(self) -> bool:
+        self._duration_source = None  # returning False removes it
         self.stop(f"--duration {self.cfg.duration_s:g} s reached")
         return False
 
