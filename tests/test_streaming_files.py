@@ -141,3 +141,44 @@ def _count_video_frames(path: Path) -> int:
     assert message is not None
     assert message.type == Gst.MessageType.EOS, message.parse_error()
     return len(frames)
+
+
+@pytest.mark.timeout(240)
+def test_mqtt_delivers_every_frame_per_camera_topic(models_dir: Path, tmp_path: Path, mosquitto: str) -> None:
+    import threading
+    from urllib.parse import urlsplit
+
+    import paho.mqtt.client as mqtt
+
+    url = urlsplit(mosquitto)
+    received: dict[str, list[int]] = {}
+    lock = threading.Lock()
+    ready = threading.Event()
+
+    def on_message(_client: object, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        record = json.loads(message.payload)
+        assert message.topic == f"blazestream/{record['stream']}"
+        with lock:
+            received.setdefault(record["stream"], []).append(record["frame"])
+
+    subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    subscriber.on_message = on_message
+    subscriber.on_subscribe = lambda *_args: ready.set()
+    subscriber.connect(url.hostname or "127.0.0.1", url.port or 1883)
+    subscriber.subscribe("blazestream/#", qos=1)
+    subscriber.loop_start()
+    try:
+        assert ready.wait(10)
+        config = tmp_path / "mqtt.yaml"
+        config.write_text(f"outputs:\n  mqtt:\n    url: {mosquitto}\n    qos: 1\n")
+        done = _run(models_dir, str(config), "--source", f"front={CLIP}", "--source", f"back={CLIP}")
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sum(map(len, received.values())) < 2 * CLIP_FRAMES:
+            time.sleep(0.1)
+    finally:
+        subscriber.loop_stop()
+        subscriber.disconnect()
+    assert sorted(received) == ["back", "front"]
+    for frames in received.values():
+        assert sorted(frames) == list(range(CLIP_FRAMES)), "one message per frame, none lost (QoS 1)"

@@ -177,3 +177,39 @@ def test_four_rtsp_cameras_survive_outages(servers: tuple[Server, Server], model
         proc.wait(timeout=60)
         print(log.read_text()[-3000:])
     assert proc.returncode == 0
+
+
+@pytest.mark.timeout(180)
+def test_a_hung_camera_is_caught_by_the_watchdog(
+    servers: tuple[Server, Server], models_dir: Path, tmp_path: Path
+) -> None:
+    """SIGSTOP: the socket stays open and rtspsrc posts nothing; only the stall watchdog notices."""
+    a, b = servers
+    out = tmp_path / "poses.jsonl"
+    args = [sys.executable, "-m", "blazestream", "run", "--jsonl", str(out)]
+    args += ["--source", f"cam0={a.url('cam0')}", "--source", f"cam1={b.url('cam1')}"]
+    log = tmp_path / "run.log"
+    env = {**os.environ, "BLAZESTREAM_MODELS": str(models_dir)}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log.open("w"), env=env)
+    tail = Tail(out)
+    assert b.proc is not None
+    try:
+        assert tail.wait_for(["cam0", "cam1"], time.monotonic(), 60) is not None
+        b.proc.send_signal(signal.SIGSTOP)
+        frozen = time.monotonic()
+        tail.sleep(8)
+        assert tail.count("cam1", frozen + 1) == 0
+        assert tail.count("cam0", frozen + 1) > 20, "the other camera goes on"
+        b.proc.send_signal(signal.SIGCONT)
+        back = time.monotonic()
+        recovery = tail.wait_for(["cam1"], back, 20)
+        assert recovery is not None, "cam1 came back after the hang"
+        assert recovery <= RECOVERY_LIMIT_S
+        print(f"\nrecovery after a hung server: {recovery:.1f} s")
+    finally:
+        b.proc.send_signal(signal.SIGCONT)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    text = log.read_text()
+    assert "no frame for" in text, "the watchdog, not rtspsrc, noticed"
+    assert proc.returncode == 0
