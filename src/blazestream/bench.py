@@ -292,3 +292,101 @@ def print_report(report: BenchReport, console: Any) -> None:
             f"median landmark error {a['median_error_of_diagonal']:.2%} of the pose diagonal "
             f"(p95 {a['p95_error_of_diagonal']:.2%}) [{'bold green' if ok else 'bold red'}]{'OK' if ok else 'OFF'}[/]"
         )
+
+
+@dataclass
+class ModelTiming:
+    name: str
+    runtime: str
+    ms_1_thread: float
+    ms_all_cores: float
+
+
+def _median_ms(run: Any, repeats: int) -> float:
+    for _ in range(3):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000.0)
+
+
+def model_timings(models_dir: Path, photo: Path, repeats: int = 30) -> list[ModelTiming]:
+    """ms per image, batch 1: each model in ONNX Runtime, and in TFLite/XNNPACK (MediaPipe's runtime),
+    plus the whole static pipeline of both, measured one after the other in this run."""
+    import onnxruntime as ort
+
+    from blazestream.engines.factory import create_cpu_estimator
+    from blazestream.engines.onnxruntime import OrtSettings
+    from blazestream.images import load_image
+
+    cores = available_cores()
+    rng = np.random.default_rng(0)
+    rows = []
+    specs = [
+        ("detector", "pose_detection", 224, (-1.0, 1.0)),
+        ("landmark, with segmentation", "pose_landmark_full", 256, (0.0, 1.0)),
+        ("landmark, pruned (no segmentation)", "pose_landmark_full_noseg", 256, (0.0, 1.0)),
+    ]
+    for label, stem, size, (lo, hi) in specs:
+        x = rng.uniform(lo, hi, (1, 3, size, size)).astype(np.float32)
+        ms = []
+        for threads in (1, cores):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            session = ort.InferenceSession(
+                str(models_dir / f"{stem}.onnx"), options, providers=["CPUExecutionProvider"]
+            )
+            ms.append(_median_ms(lambda s=session, v=x: s.run(None, {"input": v}), repeats))
+        rows.append(ModelTiming(label, "ONNX Runtime", ms[0], ms[1]))
+        tflite = models_dir / f"{stem}.tflite"
+        if tflite.is_file():
+            try:
+                from ai_edge_litert.interpreter import Interpreter
+            except ImportError:
+                continue
+            ms = []
+            for threads in (1, cores):
+                interpreter = Interpreter(model_path=str(tflite), num_threads=threads)
+                interpreter.allocate_tensors()
+                index = interpreter.get_input_details()[0]["index"]
+                nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+                def invoke(it: Any = interpreter, i: int = index, v: np.ndarray = nhwc) -> None:
+                    it.set_tensor(i, v)
+                    it.invoke()
+
+                ms.append(_median_ms(invoke, repeats))
+            rows.append(ModelTiming(label, "TFLite + XNNPACK (MediaPipe's runtime)", ms[0], ms[1]))
+    image = load_image(photo)
+    ms = []
+    for threads in (1, cores):
+        estimator = create_cpu_estimator(models_dir, ort=OrtSettings(intra_op_threads=threads, parallel_runs=1))
+        ms.append(_median_ms(lambda e=estimator: e.process_static([image]), repeats))
+    rows.append(ModelTiming("whole static pipeline", "blazestream (ONNX Runtime)", ms[0], ms[1]))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "timing.json"
+        from blazestream.reference import run_worker
+
+        run_worker(["timing", "--images", str(photo), "--repeats", str(repeats), "--out", str(out)])
+        times = json.loads(out.read_text())["times_s"]
+    mp_ms = float(np.median(times) * 1000.0)
+    rows.append(ModelTiming("whole static pipeline", "MediaPipe 0.10.21 Pose (its own threads)", mp_ms, mp_ms))
+    return rows
+
+
+def print_model_timings(rows: list[ModelTiming], console: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not console.is_terminal:
+        console = Console(stderr=True, width=140, soft_wrap=True)
+    table = Table(title=f"ms per image, batch 1 (median), {available_cores()} cores")
+    for column in ("model", "runtime", "1 thread", "all cores"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.name, row.runtime, f"{row.ms_1_thread:.2f}", f"{row.ms_all_cores:.2f}")
+    console.print(table)

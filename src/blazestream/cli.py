@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -263,6 +264,9 @@ def bench(
     config: Annotated[Path | None, typer.Option(help="YAML config for engine/pose settings.")] = None,
     backend: Annotated[str, typer.Option(help="auto, cpu, tensorrt (deepstream: use run).")] = "cpu",
     mediapipe: Annotated[bool, typer.Option(help="Also run MediaPipe's own Pose for the ratio.")] = True,
+    models: Annotated[
+        bool, typer.Option("--models", help="Instead: ms per image of each model, ONNX Runtime vs MediaPipe's.")
+    ] = False,
     models_dir: ModelsDir = None,
 ) -> None:
     """Frames/s of the graph on N copies of a video, next to MediaPipe's best on this machine."""
@@ -270,6 +274,19 @@ def bench(
     from blazestream.bench import bench_config, print_report, run_bench
     from blazestream.config import load_config
 
+    if models:
+        from blazestream.bench import model_timings, print_model_timings
+        from blazestream.engines.models import ensure_models
+
+        photo = _default_bench_source().with_name("messi5.jpg")
+        try:
+            rows = model_timings(ensure_models(_models_dir(models_dir)).models_dir, photo)
+        except BlazestreamError as exc:
+            raise _fail(exc) from exc
+        print_model_timings(rows, err)
+        if json_out is not None:
+            json_out.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+        return
     try:
         path = source or _default_bench_source()
         if not path.is_file():
