@@ -18,7 +18,7 @@ OUT ?= out
 APT_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp \
 	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 \
-	libgirepository1.0-dev libcairo2-dev pkg-config gcc libc6-dev python3-dev python3-venv mosquitto
+	libgirepository1.0-dev libcairo2-dev pkg-config gcc libc6-dev python3-dev python3-venv python3-gst-1.0 mosquitto
 
 STUBS := pygobject-stubs==2.20.0 tensorrt-stubs==10.13.0.35.1 pyds-stubs==1.2.2 cupy-stubs==1.2.0
 
@@ -51,6 +51,14 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	# Type stubs only (.pyi): their packages pull the multi-GB tensorrt wheel, or PyGObject >= 3.52 that
 	# Debian 12 cannot build, or declare Python 3.12; none of that is needed to type-check against them.
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python $(STUBS)
+	# GStreamer's Python overrides (python3-gst-1.0) are built for Debian's Python ABI; link them into the
+	# venv when it matches (Python elements such as blazestreampose need them; the rest works without).
+	@ov=$$($(BIN)/python -c "import gi.overrides, os; print(os.path.dirname(gi.overrides.__file__))"); \
+	soabi=$$($(BIN)/python -c "import sysconfig; print(sysconfig.get_config_var('SOABI'))"); \
+	if [ -e /usr/lib/python3/dist-packages/gi/overrides/_gi_gst.$$soabi.so ]; then \
+		for f in Gst.py GstVideo.py GstAudio.py GstPbutils.py _gi_gst.$$soabi.so; do \
+			ln -sf /usr/lib/python3/dist-packages/gi/overrides/$$f $$ov/$$f; done; \
+	else echo "note: no gst-python overrides for $$soabi; the blazestreampose element will be unavailable"; fi
 	@touch $@
 
 # The models are rebuilt only when missing or stale (the command checks its manifest).
