@@ -22,7 +22,7 @@ APT_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugin
 
 STUBS := pygobject-stubs==2.20.0 tensorrt-stubs==10.13.0.35.1 pyds-stubs==1.2.2 cupy-stubs==1.2.0
 
-.PHONY: help setup apt venv models reference demo test lint typecheck unit gpu-check gpu-test bench clean
+.PHONY: help setup apt venv models reference demo test lint typecheck stubs unit gpu-check gpu-test bench clean
 
 help:
 	@echo "make demo   - set everything up and run blazestream on the bundled sample (writes $(OUT)/)"
@@ -94,13 +94,47 @@ lint: venv
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 
-typecheck: venv
+# tensorrt-stubs do not parse as shipped: tools/tensorrt_stubs.py repairs a copy for mypy (pyproject's mypy_path).
+stubs: build/stubs/tensorrt/__init__.pyi
+build/stubs/tensorrt/__init__.pyi: $(STAMPS)/venv tools/tensorrt_stubs.py
+	$(BIN)/python tools/tensorrt_stubs.py build/stubs
+
+typecheck: venv stubs
 	$(BIN)/mypy
+
+# GPU code checked without a GPU: types against the vendors' stubs, kernels compiled for every target
+# architecture with warnings as errors, generated nvinfer configs validated, the Dockerfile linted.
+GPU_MODULES := $(addprefix src/blazestream/,engines/tensorrt.py engines/build.py engines/cuda_crop.py \
+	engines/cupy_api.py engines/gpu_factory.py pipeline/deepstream.py pipeline/ds_pose.py pipeline/nvds.py \
+	pipeline/jetson_surface.py)
+CUDA_ARCHS := 75 86 87 89 90
+NVCC ?= nvcc
+
+gpu-check: venv stubs
+	$(BIN)/mypy $(GPU_MODULES)
+	@command -v $(NVCC) >/dev/null || { echo "nvcc not found: install the CUDA toolkit's compiler (or NVCC=...)"; exit 1; }
+	@mkdir -p build/kernels
+	for kernel in src/blazestream/kernels/*.cu; do \
+		for arch in $(CUDA_ARCHS); do \
+			$(NVCC) -arch=sm_$$arch -cubin -Werror all-warnings -Xptxas -Werror \
+				-o build/kernels/$$(basename $$kernel .cu).sm_$$arch.cubin $$kernel; \
+		done; \
+	done
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_nvinfer_config.py tests/test_crop_reference.py \
+		tests/test_engine_cache.py tests/test_gpu_shell.py
+	$(BIN)/hadolint Dockerfile
+
+# On a machine with an NVIDIA GPU (e.g. the DeepStream image): TensorRT vs ONNX Runtime, the CUDA crop,
+# the DeepStream graph, the bench. Tests whose hardware or SDK is missing are skipped with the reason.
+# No setup prerequisite: in the DeepStream image the venv is already there (and apt would be wrong there).
+gpu-test:
+	@[ -x $(BIN)/python ] || { echo "no $(BIN): run make setup (or use the DeepStream image, docs/gpu.md)"; exit 1; }
+	$(BIN)/python -m pytest -m gpu -rs tests/gpu $(PYTEST_ARGS)
 
 unit: setup reference
 	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
 
-test: setup reference lint typecheck unit
+test: setup reference lint typecheck gpu-check unit
 
 clean:
-	rm -rf $(STAMPS) $(OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(STAMPS) $(OUT) build .pytest_cache .mypy_cache .ruff_cache

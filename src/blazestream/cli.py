@@ -236,14 +236,14 @@ def run(
         if chosen == "deepstream":
             from blazestream.pipeline.deepstream import build_deepstream_runner
 
-            runner = build_deepstream_runner(cfg)
+            run_graph = build_deepstream_runner(cfg).run
         else:
             from blazestream.pipeline.graph import build_cpu_runner, create_estimator
 
-            runner = build_cpu_runner(cfg, create_estimator(cfg, chosen))
+            run_graph = build_cpu_runner(cfg, create_estimator(cfg, chosen)).run
     except BlazestreamError as exc:
         raise _fail(exc) from exc
-    summary = runner.run()
+    summary = run_graph()
     _print_summary(summary)
     raise typer.Exit(summary.exit_code)
 

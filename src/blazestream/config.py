@@ -74,6 +74,23 @@ class TensorRTConfig(_Strict):
     engines_dir: Path | None = None
 
 
+class DeepStreamConfig(_Strict):
+    """The DeepStream graph (backend `deepstream`): muxer, detector nvinfer, RTSP recovery, display."""
+
+    mux_width: Annotated[int, Field(ge=64, le=7680)] = 1920
+    """nvstreammux scales every camera to this size: set it to the cameras' resolution (no distortion)."""
+    mux_height: Annotated[int, Field(ge=64, le=4320)] = 1080
+    gpu_id: Annotated[int, Field(ge=0, le=63)] = 0
+    rtsp_reconnect_interval_s: Annotated[int, Field(ge=1, le=3600)] = 5
+    rtsp_reconnect_attempts: Annotated[int, Field(ge=-1)] = -1
+    """-1: retry forever."""
+    disable_output_host_copy: bool = True
+    """The probe decodes the detector tensors on the GPU; skip nvinfer's device-to-host copy."""
+    tensor_meta_pool_size: Annotated[int, Field(ge=6, le=64)] = 6
+    draw: bool = True
+    """Skeletons for nvdsosd (display meta); off saves the probe a little time in benchmarks."""
+
+
 class EngineConfig(_Strict):
     backend: Backend = "auto"
     models_dir: Path | None = None
@@ -133,6 +150,7 @@ class AppConfig(_Strict):
     engine: EngineConfig = EngineConfig()
     sources: SourceConfig = SourceConfig()
     outputs: OutputsConfig = OutputsConfig()
+    deepstream: DeepStreamConfig = DeepStreamConfig()
     duration_s: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")

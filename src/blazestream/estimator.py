@@ -138,17 +138,25 @@ class PoseEstimator:
             return []
         tensor, padding = self.cropper.detector_input(frames)
         out = infer_in_chunks(self.detector, tensor, array_namespace(tensor).concat)
-        xp = array_namespace(out["boxes"])
+        return self.decode_detector(out["boxes"], out["scores"], padding, frame_sizes(frames))
+
+    def decode_detector(self, boxes: Any, scores: Any, padding: Any, sizes: FloatArray) -> list[FrameDetections]:
+        """Detector tensors (B, 2254, 12) and (B, 2254, 1), wherever they live, to ROIs per frame.
+
+        `padding` (B, 4) is the letterbox of the detector input; `sizes` (B, 2) the frames' (width, height).
+        The DeepStream graph calls this directly on nvinfer's output tensors.
+        """
+        xp = array_namespace(boxes)
         anchors = xp.asarray(self._anchors)
-        dets = decode_detections(out["boxes"], out["scores"], anchors, min_score=self.settings.min_detection_confidence)
+        dets = decode_detections(boxes, scores, anchors, min_score=self.settings.min_detection_confidence)
         dets = weighted_nms(dets, max_detections=self.settings.max_poses)
         dets = remove_letterbox(dets, xp.asarray(padding))
-        sizes = xp.asarray(frame_sizes(frames))[:, None, :]
+        sizes = xp.asarray(sizes)[:, None, :]
         rois = alignment_roi(dets.keypoints[..., 0, :], dets.keypoints[..., 1, :], sizes)
         rois_h, scores_h, valid_h = _host(rois), _host(dets.scores), _host(dets.valid)
         return [
             FrameDetections(rois=rois_h[b][valid_h[b]].astype(np.float32), scores=scores_h[b][valid_h[b]])
-            for b in range(len(frames))
+            for b in range(rois_h.shape[0])
         ]
 
     def estimate(self, frames: Sequence[Any], frame_index: Sequence[int], rois: FloatArray) -> LandmarkResults:

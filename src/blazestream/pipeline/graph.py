@@ -40,7 +40,7 @@ def create_estimator(cfg: AppConfig, backend: str) -> PoseEstimator:
     if backend == "tensorrt":
         from blazestream.engines.gpu_factory import create_tensorrt_estimator
 
-        return create_tensorrt_estimator(models_dir, settings, cfg.engine.tensorrt)
+        return create_tensorrt_estimator(models_dir, settings, cfg.engine.tensorrt, segmentation=cfg.pose.segmentation)
     from blazestream.engines.factory import create_cpu_estimator
 
     ort = cfg.engine.onnxruntime

@@ -1,0 +1,80 @@
+"""What `build-engines` will build: engines, profiles and paths, decided without TensorRT (so it is tested here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from blazestream.engines.engine_cache import Profile, engine_path
+from blazestream.engines.models import INPUT_NAME, POSE_DETECTION, POSE_LANDMARK_FULL, load_model_paths
+
+Role = Literal["detector", "landmark"]
+DEFAULT_OPT_BATCH = 4
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Everything one `build-engines` run needs (the CLI flags, resolved)."""
+
+    models_dir: Path
+    engines_dir: Path
+    precision: Literal["fp32", "fp16", "int8"] = "fp16"
+    max_batch: int = 16
+    opt_batch: int | None = None
+    """Batch TensorRT tunes for: the usual number of cameras; default min(4, max_batch)."""
+    workspace_mb: int = 1024
+    segmentation: bool = False
+    """Also build the landmark model with its segmentation head (otherwise only the one without)."""
+    calibration_source: Path | None = None
+    calibration_frames: int = 128
+    force: bool = False
+
+    @property
+    def profile(self) -> Profile:
+        opt = self.opt_batch if self.opt_batch is not None else min(DEFAULT_OPT_BATCH, self.max_batch)
+        if opt > self.max_batch:
+            raise ValueError(f"--opt-batch {opt} is larger than --max-batch {self.max_batch}")
+        return Profile(min=1, opt=opt, max=self.max_batch)
+
+
+@dataclass(frozen=True)
+class PlannedEngine:
+    role: Role
+    onnx: Path
+    onnx_sha256: str
+    path: Path
+    input_name: str
+    input_shape: tuple[int, int, int]
+    profile: Profile
+
+    @property
+    def label(self) -> str:
+        return f"{self.onnx.stem} ({self.path.name.split('.')[-2]})"
+
+
+def plan_builds(request: BuildRequest) -> list[PlannedEngine]:
+    """The detector, the landmark model without segmentation, and the full one only if segmentation is asked."""
+    import json
+
+    paths = load_model_paths(request.models_dir)
+    hashes = json.loads(paths.manifest.read_text(encoding="utf-8"))["files"]
+    det_size, lm_size = POSE_DETECTION.input_size, POSE_LANDMARK_FULL.input_size
+    models: list[tuple[Role, Path, int]] = [
+        ("detector", paths.detector_onnx, det_size),
+        ("landmark", paths.landmark_noseg_onnx, lm_size),
+    ]
+    if request.segmentation:
+        models.append(("landmark", paths.landmark_onnx, lm_size))
+    return [
+        PlannedEngine(
+            role=role,
+            onnx=onnx,
+            onnx_sha256=str(hashes[onnx.name]),
+            path=engine_path(request.engines_dir, onnx, request.precision),
+            input_name=INPUT_NAME,
+            input_shape=(3, size, size),
+            profile=request.profile,
+        )
+        for role, onnx, size in models
+    ]
