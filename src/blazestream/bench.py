@@ -260,11 +260,8 @@ def bench_config(base: AppConfig, source: Path, streams: int) -> AppConfig:
 
 
 def print_report(report: BenchReport, console: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    if not console.is_terminal:
-        console = Console(stderr=True, width=140, soft_wrap=True)
     table = Table(
         title=f"blazestream bench: {report.streams} stream(s) of {Path(report.source).name}, {report.cores} cores"
     )
@@ -379,11 +376,8 @@ def model_timings(models_dir: Path, photo: Path, repeats: int = 30) -> list[Mode
 
 
 def print_model_timings(rows: list[ModelTiming], console: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    if not console.is_terminal:
-        console = Console(stderr=True, width=140, soft_wrap=True)
     table = Table(title=f"ms per image, batch 1 (median), {available_cores()} cores")
     for column in ("model", "runtime", "1 thread", "all cores"):
         table.add_column(column)

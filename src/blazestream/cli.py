@@ -25,7 +25,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, soft_wrap=True)
+# Logs and tables go to stderr; when that is a file or pipe, a wide fixed width keeps tables readable.
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 ModelsDir = Annotated[
     Path | None,
