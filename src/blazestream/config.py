@@ -64,7 +64,6 @@ class OnnxRuntimeConfig(_Strict):
     parallel_runs: Annotated[int, Field(ge=0, le=256)] = 0
     inter_op_threads: Annotated[int, Field(ge=1, le=256)] = 1
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
-    precision: Literal["fp32", "int8"] = "fp32"
 
 
 class TensorRTConfig(_Strict):
