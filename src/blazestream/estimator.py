@@ -7,6 +7,7 @@ Backend-neutral: it takes any `Engine` and a `Cropper` that turns frames plus RO
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,7 +67,38 @@ def frame_sizes(frames: Sequence[Any]) -> FloatArray:
 
 
 class CpuCropper:
-    """MediaPipe's OpenCV crops: zero border for the detector, replicate border for the estimator."""
+    """MediaPipe's OpenCV crops: zero border for the detector, replicate border for the estimator.
+
+    Crops of one batch are made on `workers` threads at once (OpenCV and NumPy release the GIL), each
+    writing its slice of the model input, so a batch's preprocessing uses every core.
+    """
+
+    def __init__(self, workers: int = 1) -> None:
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="crop") if workers > 1 else None
+
+    def _crop_all(
+        self,
+        frames: Sequence[Frame],
+        frame_index: Sequence[int],
+        padded: FloatArray,
+        *,
+        size: int,
+        border: cpu_crop.Border,
+        scale: float,
+        offset: float,
+    ) -> FloatArray:
+        tensor = np.empty((len(frame_index), 3, size, size), dtype=np.float32)
+
+        def one(i: int) -> None:
+            crop = cpu_crop.warp_rois(frames[frame_index[i]], padded[i : i + 1], size=size, border=border)
+            cpu_crop.to_tensor(crop, scale=scale, offset=offset, out=tensor[i : i + 1])
+
+        if self._pool is None or len(frame_index) < 2:
+            for i in range(len(frame_index)):
+                one(i)
+        else:
+            list(self._pool.map(one, range(len(frame_index))))
+        return tensor
 
     def detector_input(self, frames: Sequence[Frame]) -> tuple[FloatArray, FloatArray]:
         sizes = frame_sizes(frames)
@@ -75,22 +107,20 @@ class CpuCropper:
             tensor_width=DETECTOR_SIZE,
             tensor_height=DETECTOR_SIZE,
         )
-        crops = np.empty((len(frames), DETECTOR_SIZE, DETECTOR_SIZE, 3), dtype=np.uint8)
-        for i, frame in enumerate(frames):
-            cpu_crop.warp_rois(frame, padded[i : i + 1], size=DETECTOR_SIZE, border="zero", out=crops[i : i + 1])
-        return cpu_crop.to_tensor(crops, scale=2.0 / 255.0, offset=-1.0), padding
+        tensor = self._crop_all(
+            frames, range(len(frames)), padded, size=DETECTOR_SIZE, border="zero", scale=2.0 / 255.0, offset=-1.0
+        )
+        return tensor, padding
 
     def landmark_input(
         self, frames: Sequence[Frame], frame_index: Sequence[int], rois: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
         sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
         padded, padding = pad_roi(roi_to_pixels(rois, sizes), tensor_width=LANDMARK_SIZE, tensor_height=LANDMARK_SIZE)
-        crops = np.empty((len(rois), LANDMARK_SIZE, LANDMARK_SIZE, 3), dtype=np.uint8)
-        for i, index in enumerate(frame_index):
-            cpu_crop.warp_rois(
-                frames[index], padded[i : i + 1], size=LANDMARK_SIZE, border="replicate", out=crops[i : i + 1]
-            )
-        return cpu_crop.to_tensor(crops, scale=1.0 / 255.0, offset=0.0), padding
+        tensor = self._crop_all(
+            frames, frame_index, padded, size=LANDMARK_SIZE, border="replicate", scale=1.0 / 255.0, offset=0.0
+        )
+        return tensor, padding
 
 
 @dataclass(frozen=True)

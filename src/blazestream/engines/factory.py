@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from blazestream.engines.onnxruntime import OnnxRuntimeEngine, OrtSettings
-from blazestream.estimator import EstimatorSettings, PoseEstimator
+from blazestream.engines.onnxruntime import OnnxRuntimeEngine, OrtSettings, available_cores
+from blazestream.estimator import CpuCropper, EstimatorSettings, PoseEstimator
 
 LANDMARK_OUTPUTS = ("landmarks", "pose_flag", "heatmap", "world_landmarks")
 
@@ -26,4 +26,4 @@ def create_cpu_estimator(
         landmarker = OnnxRuntimeEngine(paths.landmark_onnx, ort, outputs=(*LANDMARK_OUTPUTS, "segmentation"))
     else:
         landmarker = OnnxRuntimeEngine(paths.landmark_noseg_onnx, ort, outputs=LANDMARK_OUTPUTS)
-    return PoseEstimator(detector, landmarker, settings)
+    return PoseEstimator(detector, landmarker, settings, CpuCropper(workers=available_cores()))

@@ -10,12 +10,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from blazestream.pose.skeleton import LANDMARK_NAMES, NUM_LANDMARKS
 
 Rows = Sequence[Any] | npt.NDArray[Any]
 """Anything indexable by row: a NumPy array or nested sequences of floats."""
+
+
+def _float_rows(rows: Rows, width: int) -> list[list[float]]:
+    """The first 33 rows, first `width` columns, as Python floats (one conversion, not one per value)."""
+    return np.asarray(rows, dtype=np.float64)[:NUM_LANDMARKS, :width].tolist()  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +99,14 @@ class Pose:
         track_id: int | None = None,
     ) -> Pose:
         """Build from array rows: roi (xc, yc, w, h, rotation), landmarks (33, 5), world (33, 3)."""
+        lms = _float_rows(landmarks, 5)
+        world = _float_rows(world_landmarks, 3)
         return cls(
             score=float(score),
             presence=float(presence),
-            roi=Roi(*(float(v) for v in roi[:5])),
-            landmarks=tuple(Landmark(*(float(v) for v in row[:5])) for row in landmarks[:NUM_LANDMARKS]),
-            world_landmarks=tuple(
-                WorldLandmark(*(float(v) for v in row[:3])) for row in world_landmarks[:NUM_LANDMARKS]
-            ),
+            roi=Roi(*_float_rows([roi], 5)[0]),
+            landmarks=tuple(Landmark(*row) for row in lms),
+            world_landmarks=tuple(WorldLandmark(*row) for row in world),
             track_id=track_id,
         )
 
