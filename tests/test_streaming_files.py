@@ -182,3 +182,20 @@ def test_mqtt_delivers_every_frame_per_camera_topic(models_dir: Path, tmp_path: 
     assert sorted(received) == ["back", "front"]
     for frames in received.values():
         assert sorted(frames) == list(range(CLIP_FRAMES)), "one message per frame, none lost (QoS 1)"
+
+
+@pytest.mark.timeout(180)
+def test_unreachable_camera_is_retried_while_the_others_go_on(models_dir: Path, tmp_path: Path) -> None:
+    from conftest import _free_port
+
+    dead = f"rtsp://127.0.0.1:{_free_port()}/cam"  # nothing listens there
+    out = tmp_path / "poses.jsonl"
+    done = _run(
+        models_dir, "--source", f"door={dead}", "--source", f"yard={CLIP}", "--jsonl", str(out), "--duration", "12"
+    )
+    assert done.returncode == 1, "a camera that never delivered a frame is a failure"
+    assert dead in done.stderr
+    assert "reconnecting" in done.stderr
+    assert "never delivered a frame" in done.stderr
+    yard = [r["frame"] for r in _records(out) if r["stream"] == "yard"]
+    assert yard == list(range(CLIP_FRAMES)), "the reachable source is processed completely meanwhile"

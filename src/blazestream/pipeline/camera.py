@@ -83,6 +83,8 @@ class Camera:
         self._wake = threading.Event()
         self.state = CameraState.CONNECTING
         self.failure: str | None = None
+        self.last_problem: str | None = None
+        """Why the last attempt ended (for a live camera that never delivered a frame)."""
         self.generation = 0
         self.frames = 0
         self.last_frame = 0.0
@@ -203,6 +205,7 @@ class Camera:
                 self._fail(request.failure)
                 return got
             if request.restart:
+                self.last_problem = request.restart
                 log.warning("%s: %s", self.name, request.restart)
                 self.listener.camera_up(self.spec.camera_id, False)
                 self.slot.set_streaming(False)

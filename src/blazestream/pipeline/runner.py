@@ -134,6 +134,9 @@ class Runner:
         for camera in self.cameras:
             if camera.state == CameraState.FAILED and camera.failure:
                 self.summary.failures[camera.spec.camera_id] = camera.failure
+            elif camera.frames == 0:
+                why = f": {camera.last_problem}" if camera.last_problem else ""
+                self.summary.failures[camera.spec.camera_id] = f"never delivered a frame{why}"
         return self.summary
 
     def _on_signal(self, name: str) -> bool:
