@@ -33,18 +33,12 @@ from blazestream.engines.engine_cache import (
     write_sidecar,
 )
 from blazestream.engines.gpu_factory import current_platform
-from blazestream.errors import BlazestreamError, MissingDependencyError
+from blazestream.errors import BlazestreamError
 
-try:
-    import tensorrt as trt
+# engines.tensorrt refuses to import, with the install hint, where TensorRT's Python package is missing.
+from blazestream.engines.tensorrt import trt_logger  # isort: skip
 
-    trt.Builder  # noqa: B018 - tensorrt-stubs alone install an empty `tensorrt` namespace package
-except (ImportError, AttributeError) as exc:  # pragma: no cover - depends on the machine
-    raise MissingDependencyError(
-        f"TensorRT's Python package is not installed ({exc}); build engines inside the DeepStream/JetPack image"
-    ) from exc
-
-from blazestream.engines.tensorrt import trt_logger
+import tensorrt as trt  # isort: skip
 
 log = logging.getLogger(__name__)
 
