@@ -23,6 +23,7 @@ import numpy as np
 
 from blazestream.config import AppConfig
 from blazestream.engines.onnxruntime import available_cores
+from blazestream.errors import BlazestreamError
 from blazestream.outputs.base import FrameResult
 from blazestream.pipeline.gst import gst, parse_launch
 from blazestream.pipeline.sources import SINK_NAME, source_description
@@ -111,7 +112,7 @@ def decode_frames(source: Path, target: Path) -> int:
     finally:
         pipeline.set_state(gst().State.NULL)
     if not frames:
-        raise RuntimeError(f"{source}: no video frame could be decoded")
+        raise BlazestreamError(f"{source}: no video frame could be decoded; is it a video file?")
     np.save(target, np.stack(frames))
     return len(frames)
 
@@ -121,22 +122,15 @@ def _percentile_ms(values: list[float], q: float) -> float:
 
 
 def run_ours(cfg: AppConfig, backend: str, stream0: str) -> tuple[SideResult, _Collector]:
-    from blazestream.outputs.metrics import Metrics
-    from blazestream.pipeline.graph import create_estimator, source_specs
-    from blazestream.pipeline.runner import Runner
-    from blazestream.pipeline.stage import PoseStage
+    from blazestream.pipeline.graph import build_cpu_runner, create_estimator
 
-    estimator = create_estimator(cfg, backend)
     collector = _Collector(stream0)
-    sources = source_specs(cfg)
-    metrics = Metrics([s.camera_id for s in sources])
-    stage = PoseStage(estimator, smooth=cfg.pose.smooth)
-    runner = Runner(cfg, sources, stage, [collector], metrics)
+    runner = build_cpu_runner(cfg, create_estimator(cfg, backend), extra_sinks=[collector])
     cpu0 = time.process_time()
     summary = runner.run()
     cpu = time.process_time() - cpu0
     if summary.failures:
-        raise RuntimeError(f"bench sources failed: {summary.failures}")
+        raise BlazestreamError(f"bench sources failed: {summary.failures}")
     wall = collector.last_write - (collector.first_arrival or collector.last_write)
     return (
         SideResult(
@@ -176,7 +170,7 @@ def run_mediapipe(frames: Path, streams: int, processes: int, *, record: bool, o
     for proc, _ in procs:  # all loaded and warm before the clock starts
         line = proc.stdout.readline() if proc.stdout else ""
         if line.strip() != "READY":
-            raise RuntimeError(f"MediaPipe worker did not start: {proc.stderr.read() if proc.stderr else ''}")
+            raise BlazestreamError(f"MediaPipe worker did not start: {proc.stderr.read() if proc.stderr else ''}")
     for proc, _ in procs:
         assert proc.stdin is not None
         proc.stdin.write("GO\n")
@@ -185,7 +179,7 @@ def run_mediapipe(frames: Path, streams: int, processes: int, *, record: bool, o
     for proc, out in procs:
         _, err = proc.communicate(timeout=3600)
         if proc.returncode != 0:
-            raise RuntimeError(f"MediaPipe worker failed: {err[-2000:]}")
+            raise BlazestreamError(f"MediaPipe worker failed: {err[-2000:]}")
         results.append(json.loads(out.read_text()))
     total = sum(r["streams"] * r["frames_per_stream"] for r in results)
     wall = max(r["wall_s"] for r in results)

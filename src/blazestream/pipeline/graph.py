@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from blazestream.config import AppConfig
@@ -89,7 +90,9 @@ def create_sinks(cfg: AppConfig, metrics: Metrics, camera_ids: list[str]) -> lis
     return sinks
 
 
-def build_cpu_runner(cfg: AppConfig, estimator: PoseEstimator | None = None) -> Runner:
+def build_cpu_runner(
+    cfg: AppConfig, estimator: PoseEstimator | None = None, extra_sinks: Sequence[ResultSink] = ()
+) -> Runner:
     """The CPU graph (and the plain-GStreamer TensorRT graph, given a TensorRT estimator)."""
     sources = source_specs(cfg)
     camera_ids = [s.camera_id for s in sources]
@@ -98,7 +101,7 @@ def build_cpu_runner(cfg: AppConfig, estimator: PoseEstimator | None = None) -> 
     if cfg.outputs.metrics_port is not None:
         metrics.serve(cfg.outputs.metrics_port, cfg.outputs.metrics_address)
         log.info("metrics at http://%s:%d/metrics", cfg.outputs.metrics_address, cfg.outputs.metrics_port)
-    sinks = create_sinks(cfg, metrics, camera_ids)
+    sinks = [*create_sinks(cfg, metrics, camera_ids), *extra_sinks]
     stage = PoseStage(
         estimator,
         max_poses={c.id: c.max_poses for c in cfg.cameras if c.max_poses},

@@ -6,6 +6,7 @@ own (`.venv-mediapipe`); tests and `blazestream bench` talk to it through files 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ WORKER = Path(__file__).with_name("mediapipe_worker.py")
 MEDIAPIPE_VERSION = "0.10.21"
 
 
+@functools.lru_cache(maxsize=1)
 def mediapipe_python() -> Path:
     """The interpreter that has mediapipe==0.10.21: $BLAZESTREAM_MEDIAPIPE_PYTHON, ./.venv-mediapipe, or ours."""
     candidates = []

@@ -1,0 +1,96 @@
+"""`blazestream bench` end to end on a short clip: it runs both sides and reports figures that hang together.
+
+This checks the benchmark works and that tracking agrees with MediaPipe's; it asserts no speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA_DIR
+
+pytestmark = [pytest.mark.gst, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 60 frames of the bundled clip, re-encoded (keeps the suite inside CI's budget)."""
+    out = tmp_path_factory.mktemp("clip") / "short.mp4"
+    subprocess.run(
+        [
+            "gst-launch-1.0",
+            "-q",
+            "filesrc",
+            f"location={DATA_DIR / 'messi_moves.mp4'}",
+            "!",
+            "decodebin",
+            "!",
+            "identity",
+            "eos-after=61",
+            "!",
+            "videoconvert",
+            "!",
+            "video/x-raw,format=I420",
+            "!",
+            "x264enc",
+            "speed-preset=ultrafast",
+            "!",
+            "h264parse",
+            "!",
+            "mp4mux",
+            "!",
+            "filesink",
+            f"location={out}",
+        ],
+        check=True,
+        timeout=60,
+    )
+    return out
+
+
+@pytest.mark.timeout(400)
+def test_bench_reports_both_sides_and_agreement(models_dir: Path, short_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "BLAZESTREAM_MODELS": str(models_dir)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "blazestream",
+            "bench",
+            "--streams",
+            "2",
+            "--source",
+            str(short_clip),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=380,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    ours = report["blazestream"]
+    frames = report["agreement"]["frames"]  # frames of the clip, as decoded for MediaPipe
+    assert 55 <= frames <= 70
+    assert ours["frames"] == 2 * frames, "every frame of both streams"
+    assert ours["fps"] > 0
+    assert 0 < ours["latency_p50_ms"] <= ours["latency_p95_ms"]
+    sides = {side["name"]: side for side in report["mediapipe"]}
+    assert len(sides) == min(2, report["cores"]), "single process, and one per core where there are several"
+    for side in sides.values():
+        assert side["frames"] == 2 * frames
+    best = max(side["fps"] for side in sides.values())
+    assert report["ratio"] == pytest.approx(ours["fps"] / best, rel=1e-6)
+    agreement = report["agreement"]
+    assert agreement["same_presence"] >= 0.9
+    assert agreement["median_error_of_diagonal"] <= 0.03
+    assert "ratio blazestream / best MediaPipe" in done.stderr
