@@ -14,8 +14,6 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from blazestream.pose.roi import box_points
-
 Border = Literal["replicate", "zero"]
 
 _BORDERS = {"replicate": cv2.BORDER_REPLICATE, "zero": cv2.BORDER_CONSTANT}
@@ -74,4 +72,4 @@ def to_tensor(
     return result
 
 
-__all__ = ["Border", "box_points", "to_tensor", "warp_rois"]
+__all__ = ["Border", "to_tensor", "warp_rois"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from blazestream.pose.detection import box_iou
 from blazestream.pose.roi import alignment_roi
 from blazestream.pose.skeleton import AUX_HIP_CENTER, AUX_SCALE_POINT, NUM_LANDMARKS
 from blazestream.pose.smoothing import PoseSmoother
@@ -77,7 +78,7 @@ class PoseTracker:
             if len(self._tracks) >= self.max_poses:
                 break
             box = _bounding_box(roi)
-            if any(_iou(box, other) > DUPLICATE_IOU for other in boxes):
+            if boxes and float(np.max(box_iou(box[None, None], np.stack(boxes)[None]))) > DUPLICATE_IOU:
                 continue
             track = Track(next(self._ids), np.asarray(roi, dtype=np.float32), float(score), self._new_smoother())
             self._tracks[track.track_id] = track
@@ -137,18 +138,10 @@ class PoseTracker:
         return PoseSmoother(smooth=self.smooth and not self.static)
 
 
-def _bounding_box(roi: FloatArray) -> tuple[float, float, float, float]:
-    """Axis-aligned normalized box of a rotated ROI."""
+def _bounding_box(roi: FloatArray) -> FloatArray:
+    """Axis-aligned normalized box (xmin, ymin, xmax, ymax) of a rotated ROI."""
     xc, yc, w, h, rot = (float(v) for v in roi[:5])
     c, s = abs(np.cos(rot)), abs(np.sin(rot))
     half_w = (w * c + h * s) / 2.0
     half_h = (w * s + h * c) / 2.0
-    return (xc - half_w, yc - half_h, xc + half_w, yc + half_h)
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return np.array([xc - half_w, yc - half_h, xc + half_w, yc + half_h], dtype=np.float32)
