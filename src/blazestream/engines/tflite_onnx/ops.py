@@ -143,24 +143,8 @@ def conv_2d(g: GraphBuilder, op: OperatorInfo) -> None:
     in_channels = g.shape(op.inputs[0])[3]
     if in_channels % filter_channels:
         raise _unsupported(g, op, f"has {in_channels} input channels for a filter of {filter_channels}")
-    stride = (options.StrideH(), options.StrideW())
-    dilation = (options.DilationHFactor(), options.DilationWFactor())
-    pads = _spatial_pads(g, op, options.Padding(), (kh, kw), stride, dilation)
     w = g.initializer(f"c{op.inputs[1]}_oihw", weights.transpose(0, 3, 1, 2))
-    inputs = [g.get(op.inputs[0], NCHW), w, *_bias(g, op)]
-    _emit(
-        g,
-        op,
-        "Conv",
-        inputs,
-        NCHW,
-        options.FusedActivationFunction(),
-        kernel_shape=[kh, kw],
-        strides=list(stride),
-        dilations=list(dilation),
-        pads=pads,
-        group=in_channels // filter_channels,
-    )
+    _emit_conv(g, op, options, w, (kh, kw), group=in_channels // filter_channels)
 
 
 def depthwise_conv_2d(g: GraphBuilder, op: OperatorInfo) -> None:
@@ -172,11 +156,18 @@ def depthwise_conv_2d(g: GraphBuilder, op: OperatorInfo) -> None:
     in_channels = g.shape(op.inputs[0])[3]
     if out_channels % in_channels:
         raise _unsupported(g, op, f"has {out_channels} filter channels for {in_channels} input channels")
+    w = g.initializer(f"c{op.inputs[1]}_dw_oihw", weights[0].transpose(2, 0, 1)[:, None])
+    _emit_conv(g, op, options, w, (kh, kw), group=in_channels)
+
+
+def _emit_conv(
+    g: GraphBuilder, op: OperatorInfo, options: Any, weights: str, kernel: tuple[int, int], *, group: int
+) -> None:
+    """The ONNX Conv shared by CONV_2D and DEPTHWISE_CONV_2D: strides, dilations, TF padding, fused activation."""
     stride = (options.StrideH(), options.StrideW())
     dilation = (options.DilationHFactor(), options.DilationWFactor())
-    pads = _spatial_pads(g, op, options.Padding(), (kh, kw), stride, dilation)
-    w = g.initializer(f"c{op.inputs[1]}_dw_oihw", weights[0].transpose(2, 0, 1)[:, None])
-    inputs = [g.get(op.inputs[0], NCHW), w, *_bias(g, op)]
+    pads = _spatial_pads(g, op, options.Padding(), kernel, stride, dilation)
+    inputs = [g.get(op.inputs[0], NCHW), weights, *_bias(g, op)]
     _emit(
         g,
         op,
@@ -184,11 +175,11 @@ def depthwise_conv_2d(g: GraphBuilder, op: OperatorInfo) -> None:
         inputs,
         NCHW,
         options.FusedActivationFunction(),
-        kernel_shape=[kh, kw],
+        kernel_shape=list(kernel),
         strides=list(stride),
         dilations=list(dilation),
         pads=pads,
-        group=in_channels,
+        group=group,
     )
 
 
