@@ -28,6 +28,7 @@ from blazestream.config import AppConfig, RtspOutputConfig, VideoOutputConfig
 from blazestream.engines.cupy_api import load_cupy
 from blazestream.errors import BlazestreamError
 from blazestream.outputs.base import FrameResult, ResultSink
+from blazestream.outputs.fanout import SinkFanout
 from blazestream.outputs.metrics import Metrics
 from blazestream.pipeline.ds_pose import NvinferEstimator, PoseProbe
 from blazestream.pipeline.gst import gst, require_elements, rtsp_server
@@ -120,18 +121,15 @@ class _OutputWriter:
     """Writes FrameResults to the sinks from its own thread; a failing sink is switched off, the others go on."""
 
     def __init__(self, sinks: Sequence[ResultSink], summary: RunSummary) -> None:
-        self.sinks = list(sinks)
+        self.outputs = SinkFanout(sinks, summary.output_errors)
         self.summary = summary
         self._queue: queue.Queue[list[FrameResult] | None] = queue.Queue(maxsize=256)
-        self._failed: set[int] = set()
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="outputs", daemon=True)
         self._thread.start()
 
     def publish(self, results: list[FrameResult]) -> None:
-        for result in results:
-            self.summary.frames[result.stream] = self.summary.frames.get(result.stream, 0) + 1
-            self.summary.poses[result.stream] = self.summary.poses.get(result.stream, 0) + len(result.poses)
+        self.summary.count(results)
         try:
             self._queue.put_nowait(results)
         except queue.Full:  # never block the probe (it holds nvinfer's tensor pool)
@@ -139,26 +137,14 @@ class _OutputWriter:
 
     def _run(self) -> None:
         while (results := self._queue.get()) is not None:
-            for index, sink in enumerate(self.sinks):
-                if index in self._failed:
-                    continue
-                try:
-                    sink.write(results)
-                except Exception as exc:
-                    self._failed.add(index)
-                    self.summary.output_errors.append(f"{type(sink).__name__}: {exc}")
-                    log.error("output %s failed and is switched off: %s", type(sink).__name__, exc)
+            self.outputs.write(results)
 
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)
         if self.dropped:
             self.summary.output_errors.append(f"outputs fell behind: {self.dropped} frame results were not written")
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception as exc:
-                self.summary.output_errors.append(f"closing {type(sink).__name__}: {exc}")
+        self.outputs.close()
 
 
 def _encoder_branch(name: str, bitrate_kbps: int) -> str:

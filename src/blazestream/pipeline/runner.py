@@ -19,7 +19,8 @@ from typing import Any
 
 from blazestream.config import AppConfig
 from blazestream.errors import BlazestreamError
-from blazestream.outputs.base import ResultSink
+from blazestream.outputs.base import FrameResult, ResultSink
+from blazestream.outputs.fanout import SinkFanout
 from blazestream.outputs.metrics import Metrics
 from blazestream.pipeline.camera import Camera, CameraState
 from blazestream.pipeline.frames import Batcher, FrameSlot
@@ -43,6 +44,12 @@ class RunSummary:
     wall_s: float = 0.0
     stopped_by: str = "end of input"
 
+    def count(self, results: Sequence[FrameResult]) -> None:
+        """Add a batch's frames and poses to the per-camera totals."""
+        for result in results:
+            self.frames[result.stream] = self.frames.get(result.stream, 0) + 1
+            self.poses[result.stream] = self.poses.get(result.stream, 0) + len(result.poses)
+
     @property
     def exit_code(self) -> int:
         return 1 if self.failures or self.output_errors else 0
@@ -63,7 +70,6 @@ class Runner:
             raise BlazestreamError("no cameras: give --source URI (or cameras: in the config)")
         self.cfg = cfg
         self.stage = stage
-        self.sinks = list(sinks)
         self.metrics = metrics
         self.stop_event = threading.Event()
         self._cond = threading.Condition()
@@ -79,7 +85,7 @@ class Runner:
         self.summary = RunSummary(frames={s.camera_id: 0 for s in sources}, poses={s.camera_id: 0 for s in sources})
         self._loop: Any = None
         self._duration_source: int | None = None
-        self._sink_failed: set[int] = set()
+        self.outputs = SinkFanout(sinks, self.summary.output_errors)
 
     # -- main loop side ------------------------------------------------------------------------
 
@@ -160,35 +166,13 @@ class Runner:
         try:
             while (batch := self.batcher.next_batch()) is not None:
                 results = self.stage.process(batch)
-                for result in results:
-                    self.summary.frames[result.stream] += 1
-                    self.summary.poses[result.stream] += len(result.poses)
-                self._write(results)
+                self.summary.count(results)
+                self.outputs.write(results)
         except Exception as exc:  # the loop must still quit and the outputs close
             log.exception("processing failed: %s", exc)
             self.summary.output_errors.append(f"processing: {exc}")
         finally:
             self.stop("all sources ended")
-            self._close_outputs()
+            self.outputs.close()
             if self._loop is not None:
                 glib().idle_add(self._loop.quit)
-
-    def _write(self, results: list[Any]) -> None:
-        for index, sink in enumerate(self.sinks):
-            if index in self._sink_failed:
-                continue
-            try:
-                sink.write(results)
-            except Exception as exc:
-                self._sink_failed.add(index)
-                message = f"{type(sink).__name__}: {exc}"
-                self.summary.output_errors.append(message)
-                log.error("output %s failed and is switched off; the others go on", message)
-
-    def _close_outputs(self) -> None:
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception as exc:
-                self.summary.output_errors.append(f"closing {type(sink).__name__}: {exc}")
-                log.error("closing %s failed: %s", type(sink).__name__, exc)
