@@ -57,7 +57,9 @@ def _models_dir(value: Path | None) -> Path:
 
 
 def _fail(exc: BaseException) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")  # messages quote user input and "[...]" forms
     return typer.Exit(2)
 
 
@@ -192,6 +194,9 @@ def run(
         int | None, typer.Option(help="Serve the annotated video at rtsp://127.0.0.1:PORT/annotated.")
     ] = None,
     mqtt: Annotated[str | None, typer.Option(help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883.")] = None,
+    redis: Annotated[
+        str | None, typer.Option(help="Redis URL, e.g. redis://127.0.0.1:6379/0: one stream per camera.")
+    ] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     max_poses: Annotated[int | None, typer.Option(help="Poses per camera (default 1, as MediaPipe).")] = None,
@@ -220,6 +225,8 @@ def run(
         outputs["rtsp"] = {"port": rtsp_out}
     if mqtt is not None:
         outputs["mqtt"] = {"url": mqtt}
+    if redis is not None:
+        outputs["redis"] = {"url": redis}
     if metrics_port is not None:
         outputs["metrics_port"] = metrics_port
     if outputs:
