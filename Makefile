@@ -23,7 +23,7 @@ APT_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugin
 
 STUBS := pygobject-stubs==2.20.0 tensorrt-stubs==10.13.0.35.1 pyds-stubs==1.2.2 cupy-stubs==1.2.0
 
-.PHONY: help setup apt venv models reference demo test lint typecheck stubs unit gpu-check gpu-test bench clean
+.PHONY: help setup apt venv models reference demo test lint typecheck stubs unit gpu-check gpu-test k8s-check bench clean
 
 help:
 	@echo "make demo   - set everything up and run blazestream on the bundled sample (writes $(OUT)/)"
@@ -132,10 +132,20 @@ gpu-test:
 	@[ -x $(BIN)/python ] || { echo "no $(BIN): run make setup (or use the DeepStream image, docs/gpu.md)"; exit 1; }
 	$(BIN)/python -m pytest -m gpu -rs tests/gpu $(PYTEST_ARGS)
 
+# deploy/k8s (CPU) and its GPU overlay deploy/k8s-gpu: every manifest and both kustomize renderings checked
+# against the Kubernetes API schemas (strict: unknown fields fail). kubectl comes as a wheel (dev group).
+K8S_VERSION ?= 1.37.0
+
+k8s-check: venv
+	@mkdir -p build/k8s
+	$(BIN)/kubectl kustomize deploy/k8s > build/k8s/cpu.yaml
+	$(BIN)/kubectl kustomize deploy/k8s-gpu > build/k8s/gpu.yaml
+	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) deploy/k8s/*.yaml build/k8s/cpu.yaml build/k8s/gpu.yaml
+
 unit: setup reference
 	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
 
-test: setup reference lint typecheck gpu-check unit
+test: setup reference lint typecheck gpu-check k8s-check unit
 
 clean:
 	rm -rf $(STAMPS) $(OUT) build .pytest_cache .mypy_cache .ruff_cache
