@@ -11,13 +11,12 @@ so a retry neither duplicates nor reorders records.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -97,7 +96,8 @@ def _redis() -> Any:
 @dataclass
 class _Entry:
     camera: str
-    payload: str
+    record: FrameResult | str
+    """The result (serialized by the sender thread, off the pipeline's), or its JSON text."""
     entry_id: tuple[int, int] | None = None
     sent: bool = False
     """True once a send of it may have reached the server (its id must not change any more)."""
@@ -175,7 +175,7 @@ class RedisStreamSink:
 
     def write(self, results: list[FrameResult]) -> None:
         """Queue the records; never waits for the server."""
-        entries = [_Entry(r.stream, json.dumps(r.to_json(), separators=(",", ":"))) for r in results]
+        entries = [_Entry(r.stream, r if r.image is None else replace(r, image=None)) for r in results]
         overflow: list[_Entry] = []
         with self._cond:
             if self._closing:
@@ -279,7 +279,7 @@ class RedisStreamSink:
             entry.sent = True
             pipe.xadd(
                 self.key(entry.camera),
-                {FIELD: entry.payload},
+                {FIELD: entry.record if isinstance(entry.record, str) else entry.record.json_line},
                 id=f"{entry.entry_id[0]}-{entry.entry_id[1]}",
                 maxlen=self.maxlen,
                 approximate=True,
