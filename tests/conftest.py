@@ -103,9 +103,10 @@ REDIS_SERVER = Path("/usr/bin/redis-server")
 class RedisServer:
     """A real redis-server on a fixed loopback port that a test can stop and start again (an outage)."""
 
-    def __init__(self, port: int, workdir: Path) -> None:
+    def __init__(self, port: int, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.port = port
         self.workdir = workdir
+        self.extra_args = extra_args
         self.url = f"redis://127.0.0.1:{port}/0"
         self._proc: Any = None
         self._log: Any = None
@@ -118,7 +119,9 @@ class RedisServer:
         # An append-only file in the test's directory: a restart keeps what the server had acknowledged.
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
         self._proc = subprocess.Popen(
-            [str(REDIS_SERVER), *args, "--dir", str(self.workdir)], stdout=self._log, stderr=subprocess.STDOUT
+            [str(REDIS_SERVER), *args, "--dir", str(self.workdir), *self.extra_args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         if not wait_for_port(self.port):
             self.stop()
@@ -138,10 +141,10 @@ class RedisServer:
         self._proc = None
         self._log.close()
 
-    def client(self) -> Any:
+    def client(self, **kwargs: Any) -> Any:
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, **kwargs)
 
 
 @pytest.fixture

@@ -273,3 +273,24 @@ def test_run_delivers_every_record_to_redis_across_a_4_s_outage(
         expected = [line for line in written if json.loads(line)["stream"] == camera]
         assert len(expected) == 600
         assert records(client, f"blazestream:{camera}") == expected, f"{camera}: every record, once, in order"
+
+
+@pytest.mark.timeout(30)
+def test_redis_credentials_and_database_from_the_url(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = RedisServer(_free_port(), tmp_path, extra_args=("--requirepass", "s3cr@t"))
+    server.start()
+    try:
+        good = RedisStreamSink(f"redis://:s3cr%40t@127.0.0.1:{server.port}/2")
+        good.write([make_result("cam0", 0)])
+        good.close()
+        assert records(server.client(password="s3cr@t", db=2), "blazestream:cam0") == [compact(make_result("cam0", 0))]
+        assert server.client(password="s3cr@t", db=0).exists("blazestream:cam0") == 0
+        wrong = RedisStreamSink(f"redis://:nope@127.0.0.1:{server.port}/2", flush_timeout_s=0.5)
+        wrong.write([make_result("cam0", 1)])
+        assert wait_until(lambda: any("refused the credentials" in r.getMessage() for r in caplog.records))
+        with pytest.raises(OutputLossError, match=r"1 record\(s\) not delivered"):
+            wrong.close()
+    finally:
+        server.stop()
+    assert "nope" not in caplog.text
+    assert "s3cr" not in caplog.text

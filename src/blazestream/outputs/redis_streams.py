@@ -308,9 +308,11 @@ class RedisStreamSink:
         self._metrics.connected.set(0)
         if not self._outage_logged:
             self._outage_logged = True
+            what = "refused the credentials" if isinstance(exc, self._errors.AuthenticationError) else "is unreachable"
             log.warning(
-                "Redis %s is unreachable (%s); buffering up to %d records and retrying in the background",
+                "Redis %s %s (%s); buffering up to %d records and retrying in the background",
                 self.url,
+                what,
                 exc,
                 self.capacity,
             )
