@@ -294,3 +294,15 @@ def test_redis_credentials_and_database_from_the_url(tmp_path: Path, caplog: pyt
         server.stop()
     assert "nope" not in caplog.text
     assert "s3cr" not in caplog.text
+
+
+@pytest.mark.timeout(30)
+def test_redis_a_key_that_is_not_a_stream_loses_only_its_camera(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    client.set("blazestream:cam1", "a string, not a stream")
+    sink = RedisStreamSink(redis_server.url)
+    for i in range(3):
+        sink.write([make_result("cam0", i, poses=0), make_result("cam1", i, poses=0)])
+    with pytest.raises(OutputLossError, match=r"3 record\(s\) not delivered \(cam1: 3\)"):
+        sink.close()
+    assert len(records(client, "blazestream:cam0")) == 3

@@ -246,6 +246,9 @@ class RedisStreamSink:
             except (self._errors.ConnectionError, self._errors.TimeoutError, OSError) as exc:
                 retry = chunk
                 self._went_away(exc)
+            except Exception as exc:  # e.g. WRONGTYPE: a key of that name that is not a stream
+                retry = []
+                self._lose(chunk, f"sending to {self.url} failed ({type(exc).__name__}: {exc})")
             else:
                 self._came_back()
                 backoff = BACKOFF_INITIAL_S
@@ -266,7 +269,10 @@ class RedisStreamSink:
     def _send(self, chunk: list[_Entry]) -> list[_Entry]:
         """One pipelined round trip; returns the entries to try again (kept in order)."""
         for camera in {e.camera for e in chunk if e.camera not in self._top}:
-            last = self._client.xrevrange(self.key(camera), count=1)
+            try:
+                last = self._client.xrevrange(self.key(camera), count=1)
+            except self._errors.ResponseError:
+                last = []  # not a stream: its XADDs are refused one by one below, other cameras go on
             self._top[camera] = _parse_id(last[0][0]) if last else (0, 0)
         now_ms = int(time.time() * 1000)
         resent = [entry.sent for entry in chunk]
