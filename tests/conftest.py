@@ -97,6 +97,69 @@ def mosquitto(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+REDIS_SERVER = Path("/usr/bin/redis-server")
+
+
+class RedisServer:
+    """A real redis-server on a fixed loopback port that a test can stop and start again (an outage)."""
+
+    def __init__(self, port: int, workdir: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.extra_args = extra_args
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._proc: Any = None
+        self._log: Any = None
+
+    def start(self) -> None:
+        import subprocess
+
+        assert self._proc is None, "already running"
+        self._log = (self.workdir / f"redis-{self.port}.log").open("a")
+        # An append-only file in the test's directory: a restart keeps what the server had acknowledged.
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
+        self._proc = subprocess.Popen(
+            [str(REDIS_SERVER), *args, "--dir", str(self.workdir), *self.extra_args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        if not wait_for_port(self.port):
+            self.stop()
+            pytest.fail(f"redis-server did not listen on {self.port}")
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+        self._log.close()
+
+    def client(self, **kwargs: Any) -> Any:
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, **kwargs)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server (Debian's) on a free loopback port, started; stopped at the end."""
+    if not REDIS_SERVER.exists():
+        pytest.skip(f"redis-server is not installed ({REDIS_SERVER}); apt-get install redis-server")
+    server = RedisServer(_free_port(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # --- GStreamer helpers for the output / RTSP tests ---
 
 

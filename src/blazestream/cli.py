@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from blazestream import __version__
 from blazestream.errors import BlazestreamError, ConfigError
+
+if TYPE_CHECKING:
+    from blazestream.config import AppConfig
 
 app = typer.Typer(
     name="blazestream",
@@ -57,7 +60,9 @@ def _models_dir(value: Path | None) -> Path:
 
 
 def _fail(exc: BaseException) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")  # messages quote user input and "[...]" forms
     return typer.Exit(2)
 
 
@@ -192,10 +197,23 @@ def run(
         int | None, typer.Option(help="Serve the annotated video at rtsp://127.0.0.1:PORT/annotated.")
     ] = None,
     mqtt: Annotated[str | None, typer.Option(help="MQTT broker URL, e.g. mqtt://127.0.0.1:1883.")] = None,
+    redis: Annotated[
+        str | None, typer.Option(help="Redis URL, e.g. redis://127.0.0.1:6379/0: one stream per camera.")
+    ] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     max_poses: Annotated[int | None, typer.Option(help="Poses per camera (default 1, as MediaPipe).")] = None,
     models_dir: ModelsDir = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Run only shard I of N of the cameras (I/N, e.g. 2/3; default: $BLAZESTREAM_SHARD).",
+            show_default=False,
+        ),
+    ] = None,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="Print the cameras this shard runs (one id per line) and exit.")
+    ] = False,
 ) -> None:
     """Run the streaming graph on cameras and files until they end, --duration, or SIGINT/SIGTERM."""
     from blazestream.backends import resolve_backend
@@ -220,6 +238,8 @@ def run(
         outputs["rtsp"] = {"port": rtsp_out}
     if mqtt is not None:
         outputs["mqtt"] = {"url": mqtt}
+    if redis is not None:
+        outputs["redis"] = {"url": redis}
     if metrics_port is not None:
         outputs["metrics_port"] = metrics_port
     if outputs:
@@ -232,6 +252,13 @@ def run(
         cfg = load_config(config, overrides)
         if not cfg.cameras:
             raise ConfigError("no cameras: give --source URI (repeat it for more), or cameras: in the config")
+        cfg = _shard_cameras(cfg, shard, list_only)
+        if not cfg.cameras:
+            from blazestream.pipeline.idle import run_idle
+
+            summary = run_idle(cfg, "this shard owns none of the configured cameras")
+            _print_summary(summary)
+            raise typer.Exit(summary.exit_code)
         chosen = resolve_backend(cfg.engine.backend)
         logging.getLogger("blazestream").info("backend: %s", chosen)
         if chosen == "deepstream":
@@ -247,6 +274,23 @@ def run(
     summary = run_graph()
     _print_summary(summary)
     raise typer.Exit(summary.exit_code)
+
+
+def _shard_cameras(cfg: AppConfig, option: str | None, list_only: bool) -> AppConfig:
+    """Keep the cameras of this process's shard (--shard or $BLAZESTREAM_SHARD); with --list, print and exit."""
+    from blazestream.sharding import Shard, assign, shard_from
+
+    shard = shard_from(option) or Shard(0, 1)
+    plan = assign([c.id for c in cfg.cameras], shard.count)
+    mine = plan[shard.index]
+    if shard.count > 1:
+        others = ", ".join(f"{i}: {len(ids)}" for i, ids in plan.items() if i != shard.index)
+        err.print(f"shard {shard}: {len(mine)} of {len(cfg.cameras)} camera(s) (other shards: {others})")
+    if list_only:
+        for camera_id in mine:
+            print(camera_id)
+        raise typer.Exit(0)
+    return cfg.model_copy(update={"cameras": [c for c in cfg.cameras if c.id in set(mine)]})
 
 
 def _default_bench_source() -> Path:

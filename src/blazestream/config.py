@@ -131,11 +131,32 @@ class MqttConfig(_Strict):
     qos: Literal[0, 1, 2] = 0
 
 
+class RedisConfig(_Strict):
+    url: str | None = None
+    """redis://[user:password@]host[:port][/db]; one stream per camera: <stream_prefix>:<camera id>."""
+    stream_prefix: Annotated[str, Field(min_length=1)] = "blazestream"
+    maxlen: Annotated[int, Field(ge=1)] | None = 100_000
+    """Approximate cap on entries per stream (XADD MAXLEN ~); null = unbounded."""
+    buffer: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
+    """Records held while the server is away; beyond it the oldest are dropped (and counted)."""
+    flush_timeout_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from blazestream.outputs.redis_streams import parse_redis_url
+
+            parse_redis_url(value)  # raises ValueError naming the URL and the expected form
+        return value
+
+
 class OutputsConfig(_Strict):
     jsonl: Path | None = None
     video: VideoOutputConfig = VideoOutputConfig()
     rtsp: RtspOutputConfig = RtspOutputConfig()
     mqtt: MqttConfig = MqttConfig()
+    redis: RedisConfig = RedisConfig()
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     metrics_address: str = "127.0.0.1"
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,6 +41,11 @@ class FrameResult:
             "height": self.height,
             "poses": [p.to_json(self.width, self.height) for p in self.poses],
         }
+
+    @cached_property
+    def json_line(self) -> str:
+        """`to_json()` as compact JSON text, made once however many outputs send it (about 1 ms a pose)."""
+        return json.dumps(self.to_json(), separators=(",", ":"))
 
 
 class ResultSink(Protocol):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -28,7 +27,7 @@ class JsonlSink:
         if self._closed:
             return
         for result in results:
-            self._out.write(json.dumps(result.to_json(), separators=(",", ":")) + "\n")
+            self._out.write(result.json_line + "\n")
             self._out.flush()
 
     def close(self) -> None:

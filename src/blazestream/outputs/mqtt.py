@@ -6,7 +6,6 @@ published while disconnected are dropped by paho, QoS 1/2 ones wait in a bounded
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -131,8 +130,7 @@ class MqttSink:
         if self._closed:
             return
         for result in results:
-            payload = json.dumps(result.to_json(), separators=(",", ":"))
-            info = self._client.publish(self.topic(result.stream), payload, qos=self.qos)
+            info = self._client.publish(self.topic(result.stream), result.json_line, qos=self.qos)
             if self.qos > 0:
                 self._pending.append(info)
         if len(self._pending) > 2 * MAX_QUEUED:

@@ -69,6 +69,20 @@ def create_sinks(cfg: AppConfig, metrics: Metrics, camera_ids: list[str]) -> lis
         from blazestream.outputs.mqtt import MqttSink
 
         sinks.append(MqttSink(out.mqtt.url, topic_prefix=out.mqtt.topic_prefix, qos=out.mqtt.qos))
+    if out.redis.url:
+        from blazestream.outputs.redis_streams import RedisStreamSink
+
+        r = out.redis
+        sinks.append(
+            RedisStreamSink(
+                out.redis.url,
+                stream_prefix=r.stream_prefix,
+                maxlen=r.maxlen,
+                buffer=r.buffer,
+                flush_timeout_s=r.flush_timeout_s,
+                registry=metrics.registry,
+            )
+        )
     if out.video.path is not None or out.rtsp.port is not None:
         from blazestream.outputs.video import AnnotatedVideoSink
 
