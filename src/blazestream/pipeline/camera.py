@@ -22,6 +22,7 @@ from blazestream.pipeline.frames import Frame, FrameSlot
 from blazestream.pipeline.gst import buffer_to_array, gst, parse_launch
 from blazestream.pipeline.sources import SINK_NAME, source_description
 from blazestream.pipeline.spec import SourceSpec
+from blazestream.uris import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class Camera:
     @property
     def name(self) -> str:
         """`cam0 (rtsp://...)`: how logs name a camera."""
-        return f"{self.spec.camera_id} ({self.spec.location if self.spec.kind != 'test' else self.spec.uri})"
+        return f"{self.spec.camera_id} ({self.spec.display})"
 
     def start(self) -> None:
         self._thread.start()
@@ -205,7 +206,7 @@ class Camera:
                 self._fail(request.failure)
                 return got
             if request.restart:
-                self.last_problem = request.restart
+                self.last_problem = redact_text(request.restart)
                 log.warning("%s: %s", self.name, request.restart)
                 self.listener.camera_up(self.spec.camera_id, False)
                 self.slot.set_streaming(False)
@@ -239,6 +240,6 @@ class Camera:
         return got
 
     def _fail(self, reason: str) -> None:
-        self.failure = reason
+        self.failure = redact_text(reason)
         self.state = CameraState.FAILED
         log.error("%s: %s; the other cameras go on", self.name, reason)

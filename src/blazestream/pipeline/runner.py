@@ -85,7 +85,7 @@ class Runner:
         self.summary = RunSummary(frames={s.camera_id: 0 for s in sources}, poses={s.camera_id: 0 for s in sources})
         self._loop: Any = None
         self._duration_source: int | None = None
-        self.outputs = SinkFanout(sinks, self.summary.output_errors)
+        self.outputs = SinkFanout(sinks, self.summary.output_errors, on_failure=metrics.output_failed)
 
     # -- main loop side ------------------------------------------------------------------------
 
