@@ -147,11 +147,15 @@ def _host(x: Any) -> Any:
 
 
 class PoseEstimator:
-    """Detector + landmark engines and the pose core, batched over frames and ROIs."""
+    """Detector + landmark engines and the pose core, batched over frames and ROIs.
+
+    `detector` is None where something else runs the detector (DeepStream's nvinfer): `decode_detector`
+    and `estimate` still work, `detect` does not.
+    """
 
     def __init__(
         self,
-        detector: Engine,
+        detector: Engine | None,
         landmarker: Engine,
         settings: EstimatorSettings | None = None,
         cropper: Cropper | None = None,
@@ -166,6 +170,8 @@ class PoseEstimator:
         """Run the detector on every frame in one batch; up to max_poses ROIs per frame."""
         if not frames:
             return []
+        if self.detector is None:
+            raise RuntimeError("this estimator has no detector: its caller passes the detections (DeepStream)")
         tensor, padding = self.cropper.detector_input(frames)
         out = infer_in_chunks(self.detector, tensor, array_namespace(tensor).concat)
         return self.decode_detector(out["boxes"], out["scores"], padding, frame_sizes(frames))

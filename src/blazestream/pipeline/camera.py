@@ -8,6 +8,7 @@ loop receives every bus message and the watchdog ticks; this class only acts on 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,20 @@ log = logging.getLogger(__name__)
 PULL_TIMEOUT_NS = 100_000_000
 FIRST_FRAME_TIMEOUT_S = 20.0
 """A file that decodes no frame in this long has no usable video stream."""
+
+
+BACKOFF_JITTER = 0.25
+"""Reconnect delays vary by +-25 %, so cameras behind one recovering server do not all retry at once."""
+
+
+def next_backoff(current: float, maximum: float) -> float:
+    """The delay after `current`: doubled, capped at `maximum`."""
+    return min(current * 2.0, maximum)
+
+
+def jittered(delay: float, rng: random.Random) -> float:
+    """`delay` with +-BACKOFF_JITTER of random spread."""
+    return delay * (1.0 + rng.uniform(-BACKOFF_JITTER, BACKOFF_JITTER))
 
 
 class CameraState(Enum):
@@ -82,6 +97,7 @@ class Camera:
         self._lock = threading.Lock()
         self._request = _Request()
         self._wake = threading.Event()
+        self._random = random.Random()
         self.state = CameraState.CONNECTING
         self.failure: str | None = None
         self.last_problem: str | None = None
@@ -155,9 +171,10 @@ class Camera:
                 backoff = self.cfg.backoff_initial_s
             self.state = CameraState.RETRYING
             self.listener.reconnect(self.spec.camera_id)
-            log.warning("%s: reconnecting in %.1f s", self.name, backoff)
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2.0, self.cfg.backoff_max_s)
+            delay = jittered(backoff, self._random)
+            log.warning("%s: reconnecting in %.1f s", self.name, delay)
+            self._stop.wait(delay)
+            backoff = next_backoff(backoff, self.cfg.backoff_max_s)
         if self.state in (CameraState.ENDED, CameraState.FAILED):
             self.slot.finish()
         else:
