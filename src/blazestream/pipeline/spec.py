@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -63,7 +64,9 @@ def parse_source_uri(uri: str, camera_id: str = "cam0") -> SourceSpec:
     if "://" not in text:
         if ":" in text.split("/")[0] and not Path(text).exists():
             raise ValueError(f"{shown!r}: unsupported or malformed source; use {SUPPORTED}")
-        return SourceSpec(camera_id, "file", str(Path(text).expanduser()))
+        if "\0" in text:
+            raise ValueError(f"{shown!r}: a NUL character cannot be in a file name; use {SUPPORTED}")
+        return SourceSpec(camera_id, "file", os.path.expanduser(text))  # `~nobody`: left as it is
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme == "file":
