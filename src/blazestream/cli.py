@@ -72,7 +72,7 @@ ModelsDir = Annotated[
     Path | None,
     typer.Option(
         "--models-dir",
-        help="Model cache (default: $BLAZESTREAM_MODELS or ~/.cache/blazestream/models).",
+        help="Model cache (default: $BLAZESTREAM_MODELS or ~/.cache/blazestream/models/mediapipe-0.10.21).",
         show_default=False,
     ),
 ]
@@ -208,7 +208,10 @@ def image(
         disable=not show,
     ) as progress:
         task = progress.add_task("images", total=len(images))
-        report = process_images(images, estimator, annotate_dir=annotate, on_done=lambda _: progress.advance(task))
+        try:
+            report = process_images(images, estimator, annotate_dir=annotate, on_done=lambda _: progress.advance(task))
+        finally:
+            estimator.close()
     write_json(report.document, json_out)
     found = sum(len(e["poses"]) for e in report.document["images"])
     err.print(f"{len(images)} image(s), {found} pose(s), {report.failed} failed")
@@ -290,6 +293,7 @@ def run(
             raise ConfigError("no cameras: give --source URI (repeat it for more), or cameras: in the config")
         chosen = resolve_backend(cfg.engine.backend)
         logging.getLogger("blazestream").info("backend: %s", chosen)
+        close: Callable[[], None] = lambda: None  # noqa: E731 - the DeepStream runner closes its own engines
         if chosen == "deepstream":
             from blazestream.pipeline.deepstream import build_deepstream_runner
 
@@ -297,10 +301,15 @@ def run(
         else:
             from blazestream.pipeline.graph import build_cpu_runner, create_estimator
 
-            run_graph = build_cpu_runner(cfg, create_estimator(cfg, chosen)).run
+            estimator = create_estimator(cfg, chosen)
+            close = estimator.close
+            run_graph = build_cpu_runner(cfg, estimator).run
     except BlazestreamError as exc:
         raise _fail(exc) from exc
-    summary = run_graph()
+    try:
+        summary = run_graph()
+    finally:
+        close()
     _print_summary(summary)
     raise typer.Exit(summary.exit_code)
 

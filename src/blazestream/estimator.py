@@ -28,7 +28,6 @@ from blazestream.pose.landmarks import (
 )
 from blazestream.pose.landmarks import remove_letterbox as remove_landmark_letterbox
 from blazestream.pose.roi import alignment_roi, full_image_roi, pad_roi, roi_to_pixels
-from blazestream.pose.tracking import PoseTracker
 from blazestream.pose.types import Pose
 
 Frame = npt.NDArray[np.uint8]
@@ -165,6 +164,7 @@ class PoseEstimator:
         self.settings = settings or EstimatorSettings()
         self.cropper: Cropper = cropper or CpuCropper()
         self._anchors = generate_anchors()
+        self._closed = False
 
     def detect(self, frames: Sequence[Any]) -> list[FrameDetections]:
         """Run the detector on every frame in one batch; up to max_poses ROIs per frame."""
@@ -233,6 +233,11 @@ class PoseEstimator:
                 )
         return poses
 
-    def new_tracker(self, *, smooth: bool = True) -> PoseTracker:
-        """A tracker for one stream with this estimator's thresholds."""
-        return PoseTracker(max_poses=self.settings.max_poses, smooth=smooth, min_presence=self.settings.min_presence)
+    def close(self) -> None:
+        """Release the engines (thread pools, GPU contexts); once, by whoever made the estimator."""
+        if self._closed:
+            return
+        self._closed = True
+        for engine in (self.detector, self.landmarker):
+            if engine is not None:
+                engine.close()

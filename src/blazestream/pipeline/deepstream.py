@@ -386,8 +386,8 @@ class DeepStreamRunner:
             bus.disconnect(handler)
             bus.remove_signal_watch()
             self.writer.close()
-            if self._rtsp is not None:
-                self._rtsp = None
+            self._rtsp = None
+            self.probe.stage.estimator.close()
         self.summary.stopped_by = self.control.stopped_by
         for camera_id, why in self.watch.failures().items():
             self.summary.failures.setdefault(camera_id, why)
