@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -83,7 +84,7 @@ def test_any_text_is_a_source_or_a_clear_value_error(text: str) -> None:
 def test_bad_test_source_numbers_are_rejected_by_name(bad: str, value: str) -> None:
     low, high = TEST_LIMITS[bad]
     pair = "&height=240" if bad == "width" else "&width=320" if bad == "height" else ""
-    uri = f"test:?{bad}={value}{pair}"
+    uri = f"test:?{bad}={quote(value, safe='')}{pair}"
     if value.isdigit() and value.isascii() and low <= int(value) <= high:
         assert parse_source_uri(uri).options
         return

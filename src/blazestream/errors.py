@@ -7,6 +7,7 @@ error boundary for these and for the errors of the standard library.
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 EXIT_OK = 0
@@ -48,3 +49,9 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     return EXIT_RUNTIME
+
+
+def log_error(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """One line at ERROR naming what failed; the traceback only at DEBUG (seen with --verbose)."""
+    logger.error("%s: %s", what, str(exc) or type(exc).__name__)
+    logger.debug("traceback of: %s", what, exc_info=exc)

@@ -328,8 +328,10 @@ def ensure_models(
         raise ModelFetchError(f"cannot create the models directory {paths.models_dir}: {exc}") from exc
 
     tflite: dict[str, bytes] = {}
+    # The default cache may be seeded from the unversioned one of earlier releases (same files, checked).
+    seeds = [_legacy_models_dir()] if wheel is None and paths.models_dir == default_models_dir() else []
     for spec in MODELS.values():
-        for folder in (paths.models_dir, _legacy_models_dir()):
+        for folder in (paths.models_dir, *seeds):
             cached = folder / spec.tflite_filename
             if force or spec.name in tflite or not cached.is_file():
                 continue

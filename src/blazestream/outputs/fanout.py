@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+from blazestream.errors import log_error
 from blazestream.outputs.base import FrameResult, ResultSink
 from blazestream.uris import redact_text
 
@@ -54,8 +55,8 @@ class SinkFanout:
         if self.on_failure is not None:
             try:
                 self.on_failure(name, message)
-            except Exception:  # a failing metric must not take the outputs down
-                log.exception("recording the failure of output %s failed", name)
+            except Exception as exc:  # a failing metric must not take the outputs down
+                log_error(log, f"recording the failure of output {name} failed", exc)
 
     def write(self, results: list[FrameResult]) -> None:
         self.written += 1

@@ -160,6 +160,15 @@ class Camera:
     # -- the camera's own thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._retry_loop()
+        except Exception as exc:  # a bug must fail this camera, named, not kill its thread with a traceback
+            log.debug("%s: camera thread failed", self.name, exc_info=exc)
+            self._fail(f"internal error ({type(exc).__name__}: {exc})")
+            self.slot.finish()
+            self.listener.camera_up(self.spec.camera_id, False)
+
+    def _retry_loop(self) -> None:
         backoff = self.cfg.backoff_initial_s
         attempt = 0
         while not self._stop.is_set():

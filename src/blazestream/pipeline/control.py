@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from blazestream.errors import log_error
 from blazestream.pipeline.gst import glib
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ class RunControl:
         if self.tick is not None:
             try:
                 self.tick(time.monotonic())
-            except Exception:  # the watchdog must keep running
-                log.exception("watchdog tick failed")
+            except Exception as exc:  # the watchdog must keep running
+                log_error(log, "watchdog tick failed", exc)
         return True
 
 

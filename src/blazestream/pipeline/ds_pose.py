@@ -27,6 +27,7 @@ from typing import Any, cast
 import numpy as np
 
 from blazestream.engines.cupy_api import CupyModule
+from blazestream.errors import log_error
 from blazestream.estimator import FrameDetections
 from blazestream.outputs.base import FrameResult
 from blazestream.pipeline import nvds
@@ -88,8 +89,8 @@ class PoseProbe:
             try:
                 with self._cp.cuda.Device(self.gpu_id):  # GStreamer's streaming thread: select the graph's GPU
                     self.process(hash(buffer))
-            except Exception:
-                log.exception("pose probe failed on a batch; its frames go out without poses")
+            except Exception as exc:
+                log_error(log, "pose probe failed on a batch; its frames go out without poses", exc)
         return Gst.PadProbeReturn.OK
 
     # -- one batch -------------------------------------------------------------------------------
@@ -123,8 +124,8 @@ class PoseProbe:
             for meta, result, (width, height) in zip(metas, results, sizes, strict=True):
                 try:
                     self._attach(batch, meta, result, width, height)
-                except Exception:
-                    log.exception("drawing the poses of %s frame %d failed", result.stream, result.frame)
+                except Exception as exc:
+                    log_error(log, f"drawing the poses of {result.stream} frame {result.frame} failed", exc)
         return results
 
     def _camera(self, source_id: int) -> str:

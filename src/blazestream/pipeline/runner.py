@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blazestream.config import AppConfig
-from blazestream.errors import BlazestreamError
+from blazestream.errors import BlazestreamError, log_error
 from blazestream.outputs.base import FrameResult, ResultSink
 from blazestream.outputs.fanout import SinkFanout
 from blazestream.outputs.metrics import Metrics
@@ -143,7 +143,7 @@ class Runner:
                 self.summary.count(results)
                 self.outputs.write(results)
         except Exception as exc:  # the loop must still quit and the outputs close
-            log.exception("processing failed: %s", exc)
+            log_error(log, "processing failed", exc)
             self.summary.output_errors.append(f"processing: {exc}")
         finally:
             self.stop("all sources ended")

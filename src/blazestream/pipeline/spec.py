@@ -108,7 +108,7 @@ def _test_options(uri: str, query: str) -> tuple[tuple[str, str], ...]:
                 )
             continue
         low, high = TEST_LIMITS[key]
-        if not value.isdigit() or not low <= int(value) <= high:
+        if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
             raise ValueError(f"{uri!r}: {key}={value!r} must be a whole number from {low} to {high}")
     keys = [k for k, _ in options]
     if len(set(keys)) != len(keys):
