@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from blazestream.estimator import DETECTOR_SIZE
+from blazestream.outputs.annotate import MIN_VISIBILITY
 from blazestream.pipeline.nvinfer_config import nvinfer_letterbox
 from blazestream.pipeline.spec import SourceSpec
 from blazestream.pose.roi import box_points, roi_to_pixels
@@ -23,8 +25,6 @@ from blazestream.pose.types import Pose
 
 log = logging.getLogger(__name__)
 
-DETECTOR_INPUT = 224
-MIN_VISIBILITY_TO_DRAW = 0.5
 NVML_ENCODER_QUERY_H264 = 0
 LABEL_FONT_SIZE = 12
 LABEL_MARGIN = 4
@@ -53,7 +53,7 @@ def frame_sizes(
 def detector_geometry(sizes: Sequence[tuple[int, int]]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """nvinfer's letterbox (B, 4) and the frame sizes (B, 2) of a batch, per frame."""
     padding = np.asarray(
-        [nvinfer_letterbox(w, h, DETECTOR_INPUT, DETECTOR_INPUT) for w, h in sizes], np.float32
+        [nvinfer_letterbox(w, h, DETECTOR_SIZE, DETECTOR_SIZE) for w, h in sizes], np.float32
     ).reshape(-1, 4)
     return padding, np.asarray(sizes, np.float32).reshape(-1, 2)
 
@@ -68,7 +68,7 @@ def _clamp(value: float, high: int) -> int:
 def osd_skeleton(pose: Pose, width: int, height: int) -> tuple[list[Line], list[Point]]:
     """Skeleton lines and landmark points in frame pixels, clamped into the frame, visible landmarks only."""
     raw = [(lm.x * width, lm.y * height) for lm in pose.landmarks]
-    visible = [lm.visibility > MIN_VISIBILITY_TO_DRAW for lm in pose.landmarks]
+    visible = [lm.visibility >= MIN_VISIBILITY for lm in pose.landmarks]  # as the CPU drawing
     points = [(_clamp(x, width - 1), _clamp(y, height - 1)) for x, y in raw]
     lines = [(*points[a], *points[b]) for a, b in POSE_CONNECTIONS if visible[a] and visible[b]]
     return lines, [p for p, v in zip(points, visible, strict=True) if v]
