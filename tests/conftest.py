@@ -24,7 +24,7 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 @pytest.fixture(scope="session")
 def model_paths() -> ModelPaths:
-    """The models in ``$BLAZESTREAM_MODELS`` (or ~/.cache/blazestream/models), made if needed."""
+    """The models in ``$BLAZESTREAM_MODELS`` (or ~/.cache/blazestream/models/mediapipe-0.10.21), made if needed."""
     from blazestream.engines.models import default_models_dir, ensure_models
 
     return ensure_models(default_models_dir())

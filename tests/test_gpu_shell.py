@@ -135,8 +135,9 @@ def test_checks_command_fails_when_the_models_are_missing(tmp_path: Path) -> Non
 
 
 def test_jetson_surface_structs_match_the_headers() -> None:
-    """Sizes and offsets printed by a C program compiled against DeepStream 6.2's nvbufsurface.h and CUDA
-    13's cudaEGL.h (x86-64; aarch64 has the same LP64 alignment), see docs/gpu.md."""
+    """Sizes and offsets printed by tools/jetson_structs.c compiled against DeepStream 6.2's nvbufsurface.h and
+    CUDA's cudaEGL.h (x86-64; aarch64 has the same LP64 alignment); test_kernel_host runs that probe where the
+    headers are installed."""
     from blazestream.pipeline import jetson_surface as js
 
     assert ctypes.sizeof(js.NvBufSurfacePlaneParams) == 232

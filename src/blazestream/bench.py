@@ -125,9 +125,13 @@ def run_ours(cfg: AppConfig, backend: str, stream0: str) -> tuple[SideResult, _C
     from blazestream.pipeline.graph import build_cpu_runner, create_estimator
 
     collector = _Collector(stream0)
-    runner = build_cpu_runner(cfg, create_estimator(cfg, backend), extra_sinks=[collector])
+    estimator = create_estimator(cfg, backend)
+    runner = build_cpu_runner(cfg, estimator, extra_sinks=[collector])
     cpu0 = time.process_time()
-    summary = runner.run()
+    try:
+        summary = runner.run()
+    finally:
+        estimator.close()
     cpu = time.process_time() - cpu0
     if summary.failures:
         raise BlazestreamError(f"bench sources failed: {summary.failures}")

@@ -2,26 +2,66 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from blazestream import __version__
-from blazestream.errors import BlazestreamError, ConfigError
+from blazestream.errors import BlazestreamError, ConfigError, exit_code_for
+from blazestream.uris import RedactingFilter, redact_text
 
 if TYPE_CHECKING:
     from blazestream.config import AppConfig
 
-app = typer.Typer(
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+_verbose = False
+"""--verbose: debug logs, and the traceback of an unexpected error."""
+
+
+class _GuardedTyper(typer.Typer):
+    """Every command runs inside the one error boundary (`_guarded`)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[_Command], _Command]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(func: _Command) -> _Command:
+            register(_guarded(func))
+            return func
+
+        return decorator
+
+
+def _guarded(func: _Command) -> _Command:
+    """The CLI's error boundary: an error becomes one message and its documented exit code (errors.exit_code_for).
+
+    No traceback unless --verbose: BlazestreamError and OSError messages say what to do; anything else is
+    reported as an internal error.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            raise _fail(exc) from exc
+
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps the signature typer reads
+
+
+app = _GuardedTyper(
     name="blazestream",
     help="Multi-camera BlazePose: MediaPipe-exact 33-keypoint poses on GStreamer, ONNX Runtime or TensorRT.",
     no_args_is_help=True,
@@ -35,7 +75,7 @@ ModelsDir = Annotated[
     Path | None,
     typer.Option(
         "--models-dir",
-        help="Model cache (default: $BLAZESTREAM_MODELS or ~/.cache/blazestream/models).",
+        help="Model cache (default: $BLAZESTREAM_MODELS or ~/.cache/blazestream/models/mediapipe-0.10.21).",
         show_default=False,
     ),
 ]
@@ -50,6 +90,7 @@ def _setup_logging(verbose: bool) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler.addFilter(RedactingFilter())
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
 
 
@@ -60,16 +101,26 @@ def _models_dir(value: Path | None) -> Path:
 
 
 def _fail(exc: BaseException) -> typer.Exit:
-    from rich.markup import escape
-
-    err.print(f"[bold red]error:[/] {escape(str(exc))}")  # messages quote user input and "[...]" forms
-    return typer.Exit(2)
+    """Print one line for the error (credentials redacted) and return the Exit with its code."""
+    if isinstance(exc, BlazestreamError | OSError):
+        text = str(exc)
+    elif isinstance(exc, KeyboardInterrupt):
+        text = "interrupted"
+    else:
+        text = f"internal error ({type(exc).__name__}: {exc}); please report it with the --verbose output"
+    if _verbose and not isinstance(exc, KeyboardInterrupt):
+        logging.getLogger("blazestream").error("traceback", exc_info=exc)
+    hint = "" if _verbose or isinstance(exc, BlazestreamError | KeyboardInterrupt) else " (--verbose for details)"
+    err.print(f"[bold red]error:[/] {escape(redact_text(text))}{escape(hint)}", highlight=False)
+    return typer.Exit(exit_code_for(exc))
 
 
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, and tracebacks.")] = False,
 ) -> None:
+    global _verbose
+    _verbose = verbose
     _setup_logging(verbose)
 
 
@@ -132,10 +183,13 @@ def image(
     models_dir: ModelsDir = None,
 ) -> None:
     """Static mode: find the poses in each image on its own and write them as JSON."""
+    from blazestream.config import check_output_file
     from blazestream.engines.factory import create_cpu_estimator
     from blazestream.engines.onnxruntime import OrtSettings
     from blazestream.estimator import EstimatorSettings
     from blazestream.image_job import process_images, write_json
+
+    check_output_file("--json", json_out)
 
     settings = EstimatorSettings(
         min_detection_confidence=min_detection_confidence,
@@ -157,7 +211,10 @@ def image(
         disable=not show,
     ) as progress:
         task = progress.add_task("images", total=len(images))
-        report = process_images(images, estimator, annotate_dir=annotate, on_done=lambda _: progress.advance(task))
+        try:
+            report = process_images(images, estimator, annotate_dir=annotate, on_done=lambda _: progress.advance(task))
+        finally:
+            estimator.close()
     write_json(report.document, json_out)
     found = sum(len(e["poses"]) for e in report.document["images"])
     err.print(f"{len(images)} image(s), {found} pose(s), {report.failed} failed")
@@ -261,6 +318,7 @@ def run(
             raise typer.Exit(summary.exit_code)
         chosen = resolve_backend(cfg.engine.backend)
         logging.getLogger("blazestream").info("backend: %s", chosen)
+        close: Callable[[], None] = lambda: None  # noqa: E731 - the DeepStream runner closes its own engines
         if chosen == "deepstream":
             from blazestream.pipeline.deepstream import build_deepstream_runner
 
@@ -268,10 +326,15 @@ def run(
         else:
             from blazestream.pipeline.graph import build_cpu_runner, create_estimator
 
-            run_graph = build_cpu_runner(cfg, create_estimator(cfg, chosen)).run
+            estimator = create_estimator(cfg, chosen)
+            close = estimator.close
+            run_graph = build_cpu_runner(cfg, estimator).run
     except BlazestreamError as exc:
         raise _fail(exc) from exc
-    summary = run_graph()
+    try:
+        summary = run_graph()
+    finally:
+        close()
     _print_summary(summary)
     raise typer.Exit(summary.exit_code)
 
@@ -317,7 +380,10 @@ def bench(
     """Frames/s of the graph on N copies of a video, next to MediaPipe's best on this machine."""
     from blazestream.backends import resolve_backend
     from blazestream.bench import bench_config, print_report, run_bench
-    from blazestream.config import load_config
+    from blazestream.config import check_output_file, load_config
+
+    if json_out is not None:
+        check_output_file("--json", json_out)
 
     if models:
         from blazestream.bench import model_timings, print_model_timings
@@ -464,10 +530,3 @@ def checks(
     else:
         err.print(render_table(report))
     raise typer.Exit(report.exit_code)
-
-
-def main() -> None:
-    """Entry point that also honours BLAZESTREAM_DEBUG for full tracebacks."""
-    if os.environ.get("BLAZESTREAM_DEBUG"):
-        app.pretty_exceptions_enable = True
-    app()

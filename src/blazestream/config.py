@@ -7,16 +7,52 @@ command-line flags override it. Only what can be checked before anything starts 
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from blazestream.errors import ConfigError
+from blazestream.uris import parse_mqtt_url, redact_text
 
 Backend = Literal["auto", "cpu", "tensorrt", "deepstream"]
 Precision = Literal["fp32", "fp16", "int8"]
+
+
+def _check_mqtt_url(value: str) -> str:
+    parse_mqtt_url(value)  # ValueError naming the (redacted) URL
+    return value
+
+
+def _check_output_file(value: Path) -> Path:
+    """An output file must be creatable: its directory exists and it is not itself a directory."""
+    if str(value) == "-":
+        return value
+    target = value.expanduser()
+    if target.is_dir():
+        raise ValueError(f"{value} is a directory; give a file name in it")
+    parent = target.parent
+    if not parent.is_dir():
+        raise ValueError(f"the directory {parent} does not exist; create it first (mkdir -p {parent})")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"the directory {parent} is not writable")
+    return target
+
+
+def check_output_file(option: str, value: str | Path) -> None:
+    """ConfigError naming the option and the value when an output file cannot be created there."""
+    try:
+        _check_output_file(Path(value))
+    except ValueError as exc:
+        raise ConfigError(f"{option} {value}: {exc}") from None
+
+
+MqttUrl = Annotated[str, AfterValidator(_check_mqtt_url)]
+"""mqtt://[user:password@]host[:port], checked at load."""
+OutputFile = Annotated[Path, AfterValidator(_check_output_file)]
+"""A file an output writes: its directory must exist (checked at load, so a typo is exit 2, not a traceback)."""
 
 
 class _Strict(BaseModel):
@@ -112,7 +148,7 @@ class SourceConfig(_Strict):
 
 
 class VideoOutputConfig(_Strict):
-    path: Path | None = None
+    path: OutputFile | None = None
     width: Annotated[int, Field(ge=64, le=7680)] = 1280
     height: Annotated[int, Field(ge=64, le=4320)] = 720
     bitrate_kbps: Annotated[int, Field(ge=100, le=100_000)] = 4000
@@ -125,7 +161,7 @@ class RtspOutputConfig(_Strict):
 
 
 class MqttConfig(_Strict):
-    url: str | None = None
+    url: MqttUrl | None = None
     """mqtt://[user:password@]host[:port]; one topic per camera: <topic_prefix>/<camera id>."""
     topic_prefix: str = "blazestream"
     qos: Literal[0, 1, 2] = 0
@@ -152,7 +188,7 @@ class RedisConfig(_Strict):
 
 
 class OutputsConfig(_Strict):
-    jsonl: Path | None = None
+    jsonl: OutputFile | None = None
     video: VideoOutputConfig = VideoOutputConfig()
     rtsp: RtspOutputConfig = RtspOutputConfig()
     mqtt: MqttConfig = MqttConfig()
@@ -226,8 +262,24 @@ def _explain(exc: ValidationError, path: Path | None) -> str:
             suggestion = f"; did you mean '{hint[0]}'?" if hint else f"; known keys: {', '.join(known)}"
             lines.append(f"{where}unknown key '{loc}'{suggestion}")
         else:
-            lines.append(f"{where}{loc}: {error['msg']}")
+            lines.append(f"{where}{loc}: {_message(error)}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _message(error: Any) -> str:
+    """The problem, the value given (credentials redacted) and, for a choice, the closest allowed value."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    shown = "" if isinstance(value, dict | list) or value is None else redact_text(repr(value))
+    if error["type"] == "literal_error" and isinstance(value, str):
+        expected = str(error.get("ctx", {}).get("expected", "")).replace(" or ", ", ")
+        allowed = [v.strip("'") for v in expected.split(", ")]
+        hint = difflib.get_close_matches(value, allowed, n=1)
+        if hint:
+            message += f"; did you mean '{hint[0]}'?"
+    if shown and error["type"] != "value_error":  # our own messages already quote the value
+        return f"{shown}: {redact_text(message)}"
+    return redact_text(message)
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

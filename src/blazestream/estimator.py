@@ -28,7 +28,6 @@ from blazestream.pose.landmarks import (
 )
 from blazestream.pose.landmarks import remove_letterbox as remove_landmark_letterbox
 from blazestream.pose.roi import alignment_roi, full_image_roi, pad_roi, roi_to_pixels
-from blazestream.pose.tracking import PoseTracker
 from blazestream.pose.types import Pose
 
 Frame = npt.NDArray[np.uint8]
@@ -147,11 +146,15 @@ def _host(x: Any) -> Any:
 
 
 class PoseEstimator:
-    """Detector + landmark engines and the pose core, batched over frames and ROIs."""
+    """Detector + landmark engines and the pose core, batched over frames and ROIs.
+
+    `detector` is None where something else runs the detector (DeepStream's nvinfer): `decode_detector`
+    and `estimate` still work, `detect` does not.
+    """
 
     def __init__(
         self,
-        detector: Engine,
+        detector: Engine | None,
         landmarker: Engine,
         settings: EstimatorSettings | None = None,
         cropper: Cropper | None = None,
@@ -161,11 +164,14 @@ class PoseEstimator:
         self.settings = settings or EstimatorSettings()
         self.cropper: Cropper = cropper or CpuCropper()
         self._anchors = generate_anchors()
+        self._closed = False
 
     def detect(self, frames: Sequence[Any]) -> list[FrameDetections]:
         """Run the detector on every frame in one batch; up to max_poses ROIs per frame."""
         if not frames:
             return []
+        if self.detector is None:
+            raise RuntimeError("this estimator has no detector: its caller passes the detections (DeepStream)")
         tensor, padding = self.cropper.detector_input(frames)
         out = infer_in_chunks(self.detector, tensor, array_namespace(tensor).concat)
         return self.decode_detector(out["boxes"], out["scores"], padding, frame_sizes(frames))
@@ -227,6 +233,11 @@ class PoseEstimator:
                 )
         return poses
 
-    def new_tracker(self, *, smooth: bool = True) -> PoseTracker:
-        """A tracker for one stream with this estimator's thresholds."""
-        return PoseTracker(max_poses=self.settings.max_poses, smooth=smooth, min_presence=self.settings.min_presence)
+    def close(self) -> None:
+        """Release the engines (thread pools, GPU contexts); once, by whoever made the estimator."""
+        if self._closed:
+            return
+        self._closed = True
+        for engine in (self.detector, self.landmarker):
+            if engine is not None:
+                engine.close()

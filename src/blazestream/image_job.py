@@ -13,6 +13,7 @@ import cv2
 
 from blazestream.errors import InputError
 from blazestream.estimator import PoseEstimator
+from blazestream.files import atomic_write
 from blazestream.images import load_image
 from blazestream.outputs.annotate import draw_poses
 
@@ -82,6 +83,4 @@ def write_json(document: dict[str, Any], target: str) -> None:
         return
     out = Path(target)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text + "\n")
-    tmp.replace(out)
+    atomic_write(out, text + "\n")

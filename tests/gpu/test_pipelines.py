@@ -82,10 +82,6 @@ def test_deepstream_graph_writes_the_cpu_schema(models_dir: Path, build: Callabl
 
 @pytest.mark.parametrize("streams", [1, 4, 16])
 def test_bench(streams: int, models_dir: Path, build: Callable[[str], Path], tmp_path: Path) -> None:
-    from blazestream.cli import app
-
-    if "bench" not in {c.name or c.callback.__name__ for c in app.registered_commands}:  # type: ignore[union-attr]
-        pytest.skip("TODO: `blazestream bench` is not in this build")
     config = tmp_path / "bench.yaml"
     config.write_text(json.dumps({"engine": {"tensorrt": {"precision": "fp16", "engines_dir": str(build("fp16"))}}}))
     out = tmp_path / f"bench{streams}.json"

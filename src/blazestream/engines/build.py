@@ -15,13 +15,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from blazestream import __version__
-from blazestream.engines.build_plan import BuildRequest, PlannedEngine, plan_builds
+from blazestream.engines.build_plan import (
+    BuildRequest,
+    PlannedEngine,
+    attach_timing_cache,
+    calibration_batches,
+    plan_builds,
+)
 from blazestream.engines.cupy_api import device_pointer, load_cupy
 from blazestream.engines.engine_cache import (
     Expected,
@@ -33,7 +39,7 @@ from blazestream.engines.engine_cache import (
     write_sidecar,
 )
 from blazestream.engines.gpu_factory import current_platform
-from blazestream.errors import BlazestreamError
+from blazestream.errors import RunError
 
 # engines.tensorrt refuses to import, with the install hint, where TensorRT's Python package is missing.
 from blazestream.engines.tensorrt import trt_logger  # isort: skip
@@ -42,10 +48,8 @@ import tensorrt as trt  # isort: skip
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_BATCH = 8
 
-
-class EngineBuildError(BlazestreamError):
+class EngineBuildError(RunError):
     """TensorRT could not parse or build a model."""
 
 
@@ -94,37 +98,48 @@ def _progress_monitor(listener: BuildListener) -> trt.IProgressMonitor | None:
     return Monitor()
 
 
-class _EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-    """Feeds calibration tensors from the host in batches of CALIBRATION_BATCH through one device buffer."""
+def _entropy_calibrator(tensors: npt.NDArray[np.float32], batch: int, cache_file: Path) -> object:
+    """An IInt8EntropyCalibrator2 feeding `tensors` in batches of exactly `batch` (the profile's OPT).
 
-    def __init__(self, tensors: npt.NDArray[np.float32], cache_file: Path) -> None:
-        trt.IInt8EntropyCalibrator2.__init__(self)
-        self._cp = load_cupy()
-        self._tensors = tensors
-        self._batch = min(CALIBRATION_BATCH, len(tensors))
-        self._device = self._cp.empty((self._batch, *tensors.shape[1:]), dtype=np.float32)
-        self._position = 0
-        self._cache_file = cache_file
+    Made on demand: TensorRT 11 removed implicit INT8 calibration, and a class deriving from it at import
+    time would break `build-engines` for every precision there.
+    """
+    base: Any = getattr(trt, "IInt8EntropyCalibrator2", None)
+    if base is None:
+        raise EngineBuildError(
+            f"TensorRT {trt.__version__} has no INT8 calibrator (removed in TensorRT 11): build fp16 or fp32"
+        )
+    batches = calibration_batches(tensors, batch)
 
-    def get_batch_size(self) -> int:
-        return self._batch
+    class EntropyCalibrator(base):  # type: ignore[misc]  # resolved at run time, see above
+        """One device buffer of `batch` rows, filled from the host batch by batch."""
 
-    def get_batch(self, names: list[str]) -> list[int]:
-        if self._position + self._batch > len(self._tensors):
-            return []  # no more data
-        chunk = self._tensors[self._position : self._position + self._batch]
-        self._position += self._batch
-        self._device[...] = self._cp.asarray(np.ascontiguousarray(chunk))
-        self._cp.cuda.get_current_stream().synchronize()
-        return [device_pointer(self._device)]
+        def __init__(self) -> None:
+            base.__init__(self)
+            self._cp = load_cupy()
+            self._device = self._cp.empty(batches[0].shape, dtype=np.float32)
+            self._next = 0
 
-    # tensorrt-stubs type the result as Buffer; TensorRT documents None for "no cache" (always: the
-    # frames may differ from the last build, so every INT8 build calibrates again).
-    def read_calibration_cache(self) -> bytes | None:
-        return None
+        def get_batch_size(self) -> int:  # ignored by TensorRT 10 (it uses the OPT shape), kept consistent
+            return batch
 
-    def write_calibration_cache(self, cache: bytes) -> None:
-        self._cache_file.write_bytes(bytes(cache))
+        def get_batch(self, names: list[str]) -> list[int]:
+            if self._next >= len(batches):
+                return []  # no more data
+            self._device[...] = self._cp.asarray(batches[self._next])
+            self._next += 1
+            self._cp.cuda.get_current_stream().synchronize()
+            return [device_pointer(self._device)]
+
+        # TensorRT documents None for "no cache" (always: the frames may differ from the last build, so
+        # every INT8 build calibrates again).
+        def read_calibration_cache(self) -> bytes | None:
+            return None
+
+        def write_calibration_cache(self, cache: bytes) -> None:
+            cache_file.write_bytes(bytes(cache))
+
+    return EntropyCalibrator()
 
 
 def _calibration_tensors(engine: PlannedEngine, request: BuildRequest) -> npt.NDArray[np.float32]:
@@ -169,13 +184,13 @@ def build_one(engine: PlannedEngine, request: BuildRequest, listener: BuildListe
     if request.precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
         tensors = _calibration_tensors(engine, request)
-        calibrator = _EntropyCalibrator(tensors, engine.path.with_suffix(".calib"))  # referenced until built
-        config.int8_calibrator = calibrator
+        calibrator = _entropy_calibrator(tensors, engine.profile.opt, engine.path.with_suffix(".calib"))
+        config.int8_calibrator = calibrator  # type: ignore[assignment]  # referenced until built
         config.set_calibration_profile(profile)
         calibration_note = str(request.calibration_source or "bundled messi_moves.mp4")
     cache_file = timing_cache_path(request.engines_dir)
-    cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    saved = cache_file.read_bytes() if cache_file.is_file() else b""
+    with_cache = attach_timing_cache(config, saved, str(cache_file))
     monitor = _progress_monitor(listener)
     if monitor is not None:
         config.progress_monitor = monitor
@@ -183,7 +198,9 @@ def build_one(engine: PlannedEngine, request: BuildRequest, listener: BuildListe
     if plan is None:
         raise EngineBuildError(f"TensorRT could not build {engine.onnx.name} (see the TensorRT errors above)")
     engine.path.write_bytes(bytes(plan))
-    cache_file.write_bytes(bytes(config.get_timing_cache().serialize()))
+    timing = config.get_timing_cache() if with_cache else None
+    if timing is not None:
+        cache_file.write_bytes(bytes(timing.serialize()))
     sidecar = Sidecar(
         model=engine.role,
         onnx_file=engine.onnx.name,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from blazestream.engines.engine_cache import Profile, engine_path
 from blazestream.engines.models import INPUT_NAME, POSE_DETECTION, POSE_LANDMARK_FULL, load_model_paths
@@ -78,3 +82,55 @@ def plan_builds(request: BuildRequest) -> list[PlannedEngine]:
         )
         for role, onnx, size in models
     ]
+
+
+class _TimingCache(Protocol):
+    def serialize(self) -> Any: ...
+
+
+class _TimingCacheConfig(Protocol):
+    """The two calls of trt.IBuilderConfig this needs (so it runs, and is tested, without TensorRT)."""
+
+    def create_timing_cache(self, serialized: bytes) -> Any: ...
+
+    def set_timing_cache(self, cache: Any, ignore_mismatch: bool) -> bool: ...
+
+
+def attach_timing_cache(config: _TimingCacheConfig, saved: bytes, where: str = "timing cache") -> bool:
+    """Give the builder the saved timing cache, or a fresh one when the saved one does not load.
+
+    A cache made by another GPU or TensorRT version is refused (`create_timing_cache` returns None or
+    `set_timing_cache` False): the build goes on without it, from a fresh cache, instead of failing.
+    Returns False when even a fresh cache could not be attached (the build then runs without one).
+    """
+    log = logging.getLogger(__name__)
+    for data, what in ((saved, "saved"), (b"", "fresh")):
+        if what == "saved" and not data:
+            continue
+        try:
+            cache = config.create_timing_cache(data)
+        except Exception as exc:  # TensorRT raises on a corrupt blob in some versions
+            log.warning("%s: the %s timing cache cannot be read (%s)", where, what, exc)
+            cache = None
+        if cache is None:
+            if what == "saved":
+                log.warning("%s was made by another GPU or TensorRT: rebuilding without it", where)
+            continue
+        if config.set_timing_cache(cache, ignore_mismatch=False):
+            return True
+        log.warning("%s: TensorRT refused the %s timing cache", where, what)
+    return False
+
+
+def calibration_batches(tensors: npt.NDArray[np.float32], batch: int) -> list[npt.NDArray[np.float32]]:
+    """Calibration tensors cut into batches of exactly `batch` rows (the profile's OPT: TensorRT 10
+    calibrates at the OPT shape and ignores get_batch_size), the last one filled by cycling from the
+    start, so TensorRT never reads past the data however few samples there are."""
+    if batch < 1:
+        raise ValueError(f"calibration batch must be >= 1, got {batch}")
+    count = len(tensors)
+    if count == 0:
+        raise ValueError("no calibration tensors")
+    batches = -(-count // batch)
+    order = np.arange(batches * batch) % count
+    return [np.ascontiguousarray(tensors[order[i * batch : (i + 1) * batch]]) for i in range(batches)]

@@ -73,10 +73,22 @@ class Runtime(Protocol):
     def getDeviceProperties(self, device: int) -> dict[str, Any]: ...
 
 
+class Device(Protocol):
+    """cupy.cuda.Device: `with cp.cuda.Device(n):` makes GPU n current for the thread."""
+
+    def use(self) -> None: ...
+
+    def __enter__(self) -> Device: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
 class Cuda(Protocol):
     """cupy.cuda."""
 
     runtime: Runtime
+
+    def Device(self, device: int | None = None) -> Device: ...
 
     def Stream(self, null: bool = False, non_blocking: bool = False) -> CudaStream: ...
 

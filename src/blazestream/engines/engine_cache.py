@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from blazestream.errors import BlazestreamError
+from blazestream.files import atomic_write, cache_dir
 
 SIDECAR_FORMAT = 1
 TIMING_CACHE_NAME = "timing.cache"
@@ -94,11 +95,11 @@ class Sidecar:
 
 
 def default_engines_dir() -> Path:
-    """`$BLAZESTREAM_ENGINES` if set, else ~/.cache/blazestream/engines."""
+    """`$BLAZESTREAM_ENGINES` if set, else <user cache>/blazestream/engines (~/.cache/blazestream/engines)."""
     configured = os.environ.get("BLAZESTREAM_ENGINES")
     if configured:
         return Path(configured).expanduser()
-    return Path.home() / ".cache" / "blazestream" / "engines"
+    return cache_dir() / "engines"
 
 
 def engine_path(engines_dir: Path, onnx_file: Path | str, precision: str) -> Path:
@@ -117,9 +118,7 @@ def timing_cache_path(engines_dir: Path) -> Path:
 def write_sidecar(engine: Path, sidecar: Sidecar) -> Path:
     """Write the sidecar atomically (a reader never sees half a file)."""
     target = sidecar_path(engine)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(sidecar.to_json(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    atomic_write(target, json.dumps(sidecar.to_json(), indent=2, sort_keys=True) + "\n")
     return target
 
 

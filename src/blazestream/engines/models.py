@@ -13,7 +13,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any
 
 from blazestream.engines.errors import ModelChecksumError, ModelFetchError, ModelsMissingError
 from blazestream.engines.tflite_onnx import CONVERTER_VERSION, convert_tflite
+from blazestream.files import atomic_write, cache_dir
 
 MEDIAPIPE_VERSION = "0.10.21"
 MANIFEST_FORMAT = 1
@@ -121,12 +121,21 @@ class ModelPaths:
         return (*self.model_files(), self.manifest)
 
 
+MODELS_SUBDIR = f"models/mediapipe-{MEDIAPIPE_VERSION}"
+"""Versioned: another MediaPipe release gets a cache of its own, never overwriting this one."""
+
+
 def default_models_dir() -> Path:
-    """``$BLAZESTREAM_MODELS`` if set, else ``~/.cache/blazestream/models``."""
+    """``$BLAZESTREAM_MODELS`` if set, else ``<user cache>/blazestream/models/mediapipe-<version>``."""
     configured = os.environ.get("BLAZESTREAM_MODELS")
     if configured:
         return Path(configured).expanduser()
-    return Path.home() / ".cache" / "blazestream" / "models"
+    return cache_dir() / MODELS_SUBDIR
+
+
+def _legacy_models_dir() -> Path:
+    """The unversioned cache of earlier releases: its .tflite files (checked by sha256) seed the new one."""
+    return cache_dir() / "models"
 
 
 def sha256_of(path: Path) -> str:
@@ -135,25 +144,6 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Writes a temporary file next to ``path``, then ``os.replace``: readers never see half a file.
-
-    The temporary name is unique per process, so concurrent runs (pytest-xdist, two cameras starting)
-    cannot clobber each other; the file gets the usual umask permissions (unlike ``mkstemp``'s 0600).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def _verify(spec: ModelSpec, data: bytes, source: str) -> bytes:
@@ -338,18 +328,24 @@ def ensure_models(
         raise ModelFetchError(f"cannot create the models directory {paths.models_dir}: {exc}") from exc
 
     tflite: dict[str, bytes] = {}
+    # The default cache may be seeded from the unversioned one of earlier releases (same files, checked).
+    seeds = [_legacy_models_dir()] if wheel is None and paths.models_dir == default_models_dir() else []
     for spec in MODELS.values():
-        cached = paths.models_dir / spec.tflite_filename
-        if not force and cached.is_file():
+        for folder in (paths.models_dir, *seeds):
+            cached = folder / spec.tflite_filename
+            if force or spec.name in tflite or not cached.is_file():
+                continue
             data = cached.read_bytes()
             if hashlib.sha256(data).hexdigest() == spec.sha256:
                 tflite[spec.name] = data
+                if folder != paths.models_dir:
+                    atomic_write(paths.models_dir / spec.tflite_filename, data)
     missing = tuple(spec for spec in MODELS.values() if spec.name not in tflite)
     if missing:
         with step(_fetch_description(wheel)):
             fetched = _fetch_tflite(missing, Path(wheel) if wheel is not None else None)
             for spec in missing:
-                _atomic_write(paths.models_dir / spec.tflite_filename, fetched[spec.name])
+                atomic_write(paths.models_dir / spec.tflite_filename, fetched[spec.name])
         tflite.update(fetched)
 
     conversions = (
@@ -366,7 +362,7 @@ def ensure_models(
                 drop_outputs=drop,
                 model_name=spec.tflite_filename,
             )
-            _atomic_write(target, model.SerializeToString())
+            atomic_write(target, model.SerializeToString())
 
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -374,5 +370,5 @@ def ensure_models(
         "converter_version": CONVERTER_VERSION,
         "files": {p.name: sha256_of(p) for p in paths.model_files()},
     }
-    _atomic_write(paths.manifest, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(paths.manifest, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return paths

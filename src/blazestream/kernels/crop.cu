@@ -15,7 +15,8 @@
 // Frames: a table of FrameDesc, one per camera frame, indexed per ROI by frame_of_roi[m].
 //  format 0: interleaved uint8, RGB (channels 3) or RGBA (channels 4, alpha ignored);
 //  format 1/2: NV12 (Y plane `data`, interleaved UV plane `uv` at half resolution), BT.601/BT.709
-//  limited range; Y and UV are sampled separately (chroma sited at the centre of its 2x2 block) and
+//  limited range; Y and UV are sampled separately (chroma left-sited, H.264's default: horizontally
+//  on the even luma columns, vertically between the two rows of its 2x2 block) and
 //  converted to RGB after interpolation, which equals interpolating RGB because the conversion is
 //  affine (up to the clamp to [0, 255]).
 
@@ -113,7 +114,9 @@ __device__ void sample_nv12(const FrameDesc& f, float x, float y, bool replicate
     // Chroma: always clamped into its plane; the border rule follows the luma grid.
     const int cw = (f.width + 1) / 2;
     const int ch = (f.height + 1) / 2;
-    const Taps tc = make_taps((x + 0.5f) * 0.5f - 0.5f, (y + 0.5f) * 0.5f - 0.5f, cw, ch, true);
+    // H.264/H.265 default siting (chroma_sample_loc_type 0): co-sited with the even luma columns,
+    // halfway between the two luma rows.
+    const Taps tc = make_taps(x * 0.5f, (y + 0.5f) * 0.5f - 0.5f, cw, ch, true);
     float cb = 0.0f;
     float cr = 0.0f;
     for (int j = 0; j < 2; ++j) {

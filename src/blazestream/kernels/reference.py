@@ -92,7 +92,8 @@ def _sample_nv12(frame: Nv12, x: F32, y: F32, replicate: bool, border_value: flo
     luma = (luma / np.where(inside_w > 0, inside_w, np.float32(1.0))).astype(np.float32)
     cw, ch = (width + 1) // 2, (height + 1) // 2
     half = np.float32(0.5)
-    ctaps, _ = _taps((x + half) * half - half, (y + half) * half - half, cw, ch, True)
+    # H.264's default chroma siting: co-sited with even luma columns, between the two luma rows.
+    ctaps, _ = _taps(x * half, (y + half) * half - half, cw, ch, True)
     cb = np.zeros(x.shape, dtype=np.float32)
     cr = np.zeros(x.shape, dtype=np.float32)
     for xx, yy, weight, _inside in ctaps:

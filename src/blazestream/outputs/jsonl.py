@@ -12,6 +12,8 @@ from blazestream.outputs.base import FrameResult
 class JsonlSink:
     """Write `FrameResult.to_json()` records, one per line, to a file (truncated on open) or stdout ('-')."""
 
+    name = "jsonl"
+
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self._owns = self.path != "-"

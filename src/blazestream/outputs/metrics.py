@@ -10,6 +10,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from blazestream.errors import RunError
 from blazestream.outputs.base import FrameResult
 
 FPS_WINDOW_S = 2.0
@@ -23,6 +24,8 @@ class Metrics:
 
     `frame_in`, `frames_dropped`, `reconnect` and `camera_up` are for the source side; all methods are thread-safe.
     """
+
+    name = "metrics"
 
     def __init__(self, cameras: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -48,6 +51,12 @@ class Metrics:
             "End to end: from the frame leaving its decoder to its results reaching the outputs.",
             label,
             buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self._output_errors = Counter(
+            "blazestream_output_errors",
+            "Outputs that failed and were switched off (disk full, broker refused...), by output.",
+            ["output"],
             registry=reg,
         )
         self._lock = threading.Lock()
@@ -86,6 +95,10 @@ class Metrics:
         self._ensure(camera)
         self._up.labels(camera).set(1 if up else 0)
 
+    def output_failed(self, output: str, message: str = "") -> None:
+        """An output failed (SinkFanout's on_failure)."""
+        self._output_errors.labels(output).inc()
+
     def write(self, results: list[FrameResult]) -> None:
         now = time.monotonic()
         for result in results:
@@ -119,7 +132,13 @@ class Metrics:
         """Serve /metrics over HTTP from a daemon thread; port 0 picks a free one (`server.server_port`)."""
         if self._server is not None:
             raise RuntimeError("Metrics.serve() was already called")
-        self._server, self._thread = start_http_server(port, addr=address, registry=self.registry)
+        try:
+            self._server, self._thread = start_http_server(port, addr=address, registry=self.registry)
+        except OSError as exc:
+            raise RunError(
+                f"cannot serve metrics on {address}:{port} ({exc.strerror or exc}); "
+                "is another program using that port? choose another --metrics-port"
+            ) from exc
         return self._server
 
     def close(self) -> None:

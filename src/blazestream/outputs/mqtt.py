@@ -10,38 +10,17 @@ import logging
 import threading
 import time
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from blazestream.errors import MissingDependencyError
 from blazestream.outputs.base import FrameResult
+from blazestream.uris import MQTT_DEFAULT_PORT, parse_mqtt_url, redact_uri
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 1883
+DEFAULT_PORT = MQTT_DEFAULT_PORT
 MAX_QUEUED = 1000
 """QoS>0 messages kept while the broker is away (about 30 s of 1 camera at 30 fps); newer ones are dropped."""
 CLOSE_TIMEOUT_S = 5.0
-
-
-def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
-    """`mqtt://[user[:password]@]host[:port]` -> (host, port, user, password)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid MQTT URL {url!r}: {exc}") from exc
-    if parts.scheme != "mqtt" or not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"invalid MQTT URL {url!r}: expected mqtt://[user:password@]host[:port]")
-    user = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return parts.hostname, port if port is not None else DEFAULT_PORT, user, password
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 def _paho() -> Any:
@@ -59,6 +38,8 @@ def _paho() -> Any:
 class MqttSink:
     """Publish each FrameResult's JSON record to `<topic_prefix>/<stream>`."""
 
+    name = "mqtt"
+
     def __init__(
         self,
         url: str,
@@ -70,7 +51,7 @@ class MqttSink:
             raise ValueError(f"MQTT QoS must be 0, 1 or 2, got {qos}")
         host, port, user, password = parse_mqtt_url(url)
         mqtt = _paho()
-        self.url = _redact(url)
+        self.url = redact_uri(url)
         """The broker URL without its password (for logs)."""
         self.topic_prefix = topic_prefix.rstrip("/")
         self.qos = qos

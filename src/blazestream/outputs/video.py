@@ -174,6 +174,7 @@ class VideoFileSink:
         self._frame_duration = int(Gst.SECOND / max(1, fps_hint))
         self._last_pts: int | None = None
         self._failed: str | None = None
+        self._reported = False
         self._closed = False
         self._pipeline = parse_launch(
             f"appsrc name=src format=time is-live=false block=true max-bytes={3 * width * height * 3} "
@@ -202,14 +203,30 @@ class VideoFileSink:
         if message.type == Gst.MessageType.ERROR:
             if self._failed is None:
                 error, debug = message.parse_error()
-                self._failed = f"{error.message} ({debug})"
+                detail = (debug or "").strip().splitlines()[-1:]  # the system error, without the element path
+                self._failed = f"{error.message} ({detail[0]})" if detail else str(error.message)
                 log.error("video file %s: %s; no more frames are written", self.path, self._failed)
                 threading.Thread(target=self._pipeline.set_state, args=(Gst.State.NULL,), daemon=True).start()
             return Gst.BusSyncReply.PASS
         return Gst.BusSyncReply.PASS if message.type == Gst.MessageType.EOS else Gst.BusSyncReply.DROP
 
+    @property
+    def failure(self) -> str | None:
+        """Why the file stopped being written (an encoder or disk error), or None."""
+        return self._failed
+
+    def _raise_failure(self) -> None:
+        """Raise the pipeline's error once, so the fan-out counts it (the file holds what came before)."""
+        if self._failed is not None and not self._reported:
+            self._reported = True
+            raise OSError(f"video file {self.path}: {self._failed}; it holds the frames written before")
+
     def push(self, canvas: Frame, pts_seconds: float) -> None:
-        """Encode one canvas at `pts_seconds`; a PTS that does not increase is moved just past the previous one."""
+        """Encode one canvas at `pts_seconds`; a PTS that does not increase is moved just past the previous one.
+
+        Raises OSError once when the pipeline has failed (disk full...): the caller switches the output off.
+        """
+        self._raise_failure()
         if self._closed or self._failed is not None:
             return
         pts = max(0, round(pts_seconds * 1e9))
@@ -224,7 +241,7 @@ class VideoFileSink:
             self.frames += 1
 
     def close(self, timeout: float = 30.0) -> None:
-        """EOS, wait for mp4mux to finish the file, then stop."""
+        """EOS, wait for mp4mux to finish the file, then stop; OSError if the file could not be finished."""
         if self._closed:
             return
         self._closed = True
@@ -234,11 +251,12 @@ class VideoFileSink:
             bus = self._pipeline.get_bus()
             message = bus.timed_pop_filtered(int(timeout * Gst.SECOND), Gst.MessageType.EOS | Gst.MessageType.ERROR)
             if message is None:
-                log.warning("video file %s: no EOS within %.0f s; the file may be incomplete", self.path, timeout)
-            elif message.type == Gst.MessageType.ERROR:
-                log.error("video file %s: %s", self.path, message.parse_error()[0].message)
+                self._failed = f"no EOS within {timeout:.0f} s; the file may be incomplete"
+            elif message.type == Gst.MessageType.ERROR and self._failed is None:
+                self._failed = message.parse_error()[0].message
         self._pipeline.set_state(Gst.State.NULL)
         self._pipeline.get_bus().set_sync_handler(None)
+        self._raise_failure()
 
 
 class RtspOutSink:
@@ -397,6 +415,7 @@ class AnnotatedVideoSink:
     """
 
     STALL_PUSH_S = 0.5
+    name = "video"
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ loop receives every bus message and the watchdog ticks; this class only acts on 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -22,12 +23,27 @@ from blazestream.pipeline.frames import Frame, FrameSlot
 from blazestream.pipeline.gst import buffer_to_array, gst, parse_launch
 from blazestream.pipeline.sources import SINK_NAME, source_description
 from blazestream.pipeline.spec import SourceSpec
+from blazestream.uris import redact_text
 
 log = logging.getLogger(__name__)
 
 PULL_TIMEOUT_NS = 100_000_000
 FIRST_FRAME_TIMEOUT_S = 20.0
 """A file that decodes no frame in this long has no usable video stream."""
+
+
+BACKOFF_JITTER = 0.25
+"""Reconnect delays vary by +-25 %, so cameras behind one recovering server do not all retry at once."""
+
+
+def next_backoff(current: float, maximum: float) -> float:
+    """The delay after `current`: doubled, capped at `maximum`."""
+    return min(current * 2.0, maximum)
+
+
+def jittered(delay: float, rng: random.Random) -> float:
+    """`delay` with +-BACKOFF_JITTER of random spread."""
+    return delay * (1.0 + rng.uniform(-BACKOFF_JITTER, BACKOFF_JITTER))
 
 
 class CameraState(Enum):
@@ -81,6 +97,7 @@ class Camera:
         self._lock = threading.Lock()
         self._request = _Request()
         self._wake = threading.Event()
+        self._random = random.Random()
         self.state = CameraState.CONNECTING
         self.failure: str | None = None
         self.last_problem: str | None = None
@@ -94,7 +111,7 @@ class Camera:
     @property
     def name(self) -> str:
         """`cam0 (rtsp://...)`: how logs name a camera."""
-        return f"{self.spec.camera_id} ({self.spec.location if self.spec.kind != 'test' else self.spec.uri})"
+        return f"{self.spec.camera_id} ({self.spec.display})"
 
     def start(self) -> None:
         self._thread.start()
@@ -143,6 +160,15 @@ class Camera:
     # -- the camera's own thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._retry_loop()
+        except Exception as exc:  # a bug must fail this camera, named, not kill its thread with a traceback
+            log.debug("%s: camera thread failed", self.name, exc_info=exc)
+            self._fail(f"internal error ({type(exc).__name__}: {exc})")
+            self.slot.finish()
+            self.listener.camera_up(self.spec.camera_id, False)
+
+    def _retry_loop(self) -> None:
         backoff = self.cfg.backoff_initial_s
         attempt = 0
         while not self._stop.is_set():
@@ -154,9 +180,10 @@ class Camera:
                 backoff = self.cfg.backoff_initial_s
             self.state = CameraState.RETRYING
             self.listener.reconnect(self.spec.camera_id)
-            log.warning("%s: reconnecting in %.1f s", self.name, backoff)
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2.0, self.cfg.backoff_max_s)
+            delay = jittered(backoff, self._random)
+            log.warning("%s: reconnecting in %.1f s", self.name, delay)
+            self._stop.wait(delay)
+            backoff = next_backoff(backoff, self.cfg.backoff_max_s)
         if self.state in (CameraState.ENDED, CameraState.FAILED):
             self.slot.finish()
         else:
@@ -205,7 +232,7 @@ class Camera:
                 self._fail(request.failure)
                 return got
             if request.restart:
-                self.last_problem = request.restart
+                self.last_problem = redact_text(request.restart)
                 log.warning("%s: %s", self.name, request.restart)
                 self.listener.camera_up(self.spec.camera_id, False)
                 self.slot.set_streaming(False)
@@ -239,6 +266,6 @@ class Camera:
         return got
 
     def _fail(self, reason: str) -> None:
-        self.failure = reason
+        self.failure = redact_text(reason)
         self.state = CameraState.FAILED
         log.error("%s: %s; the other cameras go on", self.name, reason)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from blazestream.config import AppConfig
 from blazestream.engines.onnxruntime import OrtSettings
@@ -123,9 +122,3 @@ def build_cpu_runner(
         keep_images=any(type(s).__name__ == "AnnotatedVideoSink" for s in sinks),
     )
     return Runner(cfg, sources, stage, sinks, metrics)
-
-
-def models_dir_of(cfg: AppConfig) -> Path:
-    from blazestream.engines.models import default_models_dir
-
-    return cfg.engine.models_dir or default_models_dir()

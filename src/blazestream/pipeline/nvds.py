@@ -9,7 +9,6 @@ drawings. Guarded module: import it lazily.
 from __future__ import annotations
 
 import ctypes
-import platform
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -32,8 +31,8 @@ MAX_DISPLAY_ELEMENTS = 16
 UNTRACKED_OBJECT_ID = 0xFFFFFFFFFFFFFFFF
 NVDS_INFER_FLOAT = 0
 """NvDsInferDataType FLOAT."""
-IS_X86 = platform.machine() in ("x86_64", "AMD64")
-"""get_nvds_buf_surface_gpu works on x86 (and SBSA) only; Jetson maps surfaces through EGL."""
+LABEL_FONT = "Serif"
+LABEL_FONT_SIZE = 12
 
 Rgba = tuple[float, float, float, float]
 
@@ -132,9 +131,13 @@ def add_person(
     track_id: int | None,
     *,
     component_id: int,
+    label_at: tuple[int, int] = (0, 0),
     color: Rgba = (0.0, 1.0, 0.0, 1.0),
 ) -> None:
-    """An NvDsObjectMeta for one pose: axis-aligned box (left, top, width, height) in muxer pixels, class 0."""
+    """An NvDsObjectMeta for one pose: axis-aligned box (left, top, width, height) in muxer pixels, class 0.
+
+    The label is drawn at `label_at` (unsigned offsets: ds_support.label_origin keeps them in the frame).
+    """
     obj = pyds.nvds_acquire_obj_meta_from_pool(batch)
     obj.unique_component_id = component_id
     obj.class_id = 0
@@ -146,7 +149,14 @@ def add_person(
     rect.border_width = 2
     rect.border_color.set(*color)
     rect.has_bg_color = 0
-    obj.text_params.display_text = "person" if track_id is None else f"person {track_id}"
+    text = obj.text_params
+    text.display_text = "person" if track_id is None else f"person {track_id}"
+    text.x_offset, text.y_offset = max(0, int(label_at[0])), max(0, int(label_at[1]))
+    text.font_params.font_name = LABEL_FONT
+    text.font_params.font_size = LABEL_FONT_SIZE
+    text.font_params.font_color.set(1.0, 1.0, 1.0, 1.0)
+    text.set_bg_clr = 1
+    text.text_bg_clr.set(0.0, 0.0, 0.0, 0.6)
     # No parent object: the C API takes NULL (NVIDIA's samples pass None); pyds-stubs 1.2.2 type it non-optional.
     pyds.nvds_add_obj_meta_to_frame(frame, obj, cast("pyds.NvDsObjectMeta", None))
 
@@ -154,15 +164,19 @@ def add_person(
 def add_skeleton(
     batch: pyds.NvDsBatchMeta,
     frame: pyds.NvDsFrameMeta,
-    lines: Sequence[tuple[float, float, float, float]],
-    points: Sequence[tuple[float, float]],
+    lines: Sequence[tuple[int, int, int, int]],
+    points: Sequence[tuple[int, int]],
     *,
     line_color: Rgba = (0.0, 1.0, 0.0, 1.0),
     point_color: Rgba = (1.0, 0.3, 0.0, 1.0),
     line_width: int = 2,
     radius: int = 3,
 ) -> int:
-    """Lines and circles for nvdsosd, 16 of each per display meta; returns how many metas were added."""
+    """Lines and circles for nvdsosd, 16 of each per display meta; returns how many metas were added.
+
+    Coordinates are unsigned in NvOSD_LineParams/CircleParams (pybind11 raises TypeError on a negative
+    one): callers clamp them into the frame (ds_support.osd_skeleton).
+    """
     metas = 0
     total = max(len(lines), len(points))
     for start in range(0, total, MAX_DISPLAY_ELEMENTS):

@@ -10,27 +10,24 @@ before the loop quits, so a clean stop never loses a result.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from blazestream.config import AppConfig
-from blazestream.errors import BlazestreamError
+from blazestream.errors import BlazestreamError, log_error
 from blazestream.outputs.base import FrameResult, ResultSink
 from blazestream.outputs.fanout import SinkFanout
 from blazestream.outputs.metrics import Metrics
 from blazestream.pipeline.camera import Camera, CameraState
+from blazestream.pipeline.control import RunControl
 from blazestream.pipeline.frames import Batcher, FrameSlot
-from blazestream.pipeline.gst import glib, gst
+from blazestream.pipeline.gst import gst
 from blazestream.pipeline.spec import SourceSpec
 from blazestream.pipeline.stage import PoseStage
 
 log = logging.getLogger(__name__)
-
-WATCHDOG_PERIOD_MS = 250
 
 
 @dataclass
@@ -83,9 +80,9 @@ class Runner:
             for spec, slot in zip(sources, self.slots, strict=True)
         ]
         self.summary = RunSummary(frames={s.camera_id: 0 for s in sources}, poses={s.camera_id: 0 for s in sources})
-        self._loop: Any = None
-        self._duration_source: int | None = None
-        self.outputs = SinkFanout(sinks, self.summary.output_errors)
+        self.control = RunControl(cfg.duration_s, on_stop=self._on_stop, tick=self._watchdog)
+        self._worker = threading.Thread(target=self._process, name="processing", daemon=True)
+        self.outputs = SinkFanout(sinks, self.summary.output_errors, on_failure=metrics.output_failed)
 
     # -- main loop side ------------------------------------------------------------------------
 
@@ -102,41 +99,29 @@ class Runner:
 
     def stop(self, reason: str) -> None:
         """Begin a clean stop (idempotent; safe from any thread)."""
-        if self.stop_event.is_set():
-            return
-        log.info("stopping: %s", reason)
+        self.control.stop(reason)
+
+    def _on_stop(self, reason: str) -> None:
         self.summary.stopped_by = reason
         self.stop_event.set()
         self.batcher.stop()
 
     def run(self) -> RunSummary:
         gst()
-        GLib = glib()
-        self._loop = GLib.MainLoop()
-        start = time.monotonic()
-        handlers = [
-            GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, self._on_signal, "SIGINT"),
-            GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, self._on_signal, "SIGTERM"),
-            GLib.timeout_add(WATCHDOG_PERIOD_MS, self._watchdog),
-        ]
-        if self.cfg.duration_s:
-            self._duration_source = GLib.timeout_add(int(self.cfg.duration_s * 1000), self._on_duration)
-        for camera in self.cameras:
-            camera.start()
-        worker = threading.Thread(target=self._process, name="processing", daemon=True)
-        worker.start()
+
+        def start() -> None:
+            for camera in self.cameras:
+                camera.start()
+            self._worker.start()
+
         try:
-            self._loop.run()
+            self.summary.wall_s = self.control.run(start)
         finally:
-            for source_id in handlers:
-                GLib.source_remove(source_id)
-            if self._duration_source is not None:
-                GLib.source_remove(self._duration_source)
             self.stop_event.set()
             for camera in self.cameras:
                 camera.join(timeout=10)
-            worker.join(timeout=30)
-        self.summary.wall_s = time.monotonic() - start
+            self._worker.join(timeout=30)
+        self.summary.stopped_by = self.control.stopped_by
         for camera in self.cameras:
             if camera.state == CameraState.FAILED and camera.failure:
                 self.summary.failures[camera.spec.camera_id] = camera.failure
@@ -145,20 +130,9 @@ class Runner:
                 self.summary.failures[camera.spec.camera_id] = f"never delivered a frame{why}"
         return self.summary
 
-    def _on_signal(self, name: str) -> bool:
-        self.stop(f"{name} received")
-        return True
-
-    def _on_duration(self) -> bool:
-        self._duration_source = None  # returning False removes it
-        self.stop(f"--duration {self.cfg.duration_s:g} s reached")
-        return False
-
-    def _watchdog(self) -> bool:
-        now = time.monotonic()
+    def _watchdog(self, now: float) -> None:
         for camera in self.cameras:
             camera.check_watchdog(now)
-        return True
 
     # -- processing thread ---------------------------------------------------------------------
 
@@ -169,10 +143,9 @@ class Runner:
                 self.summary.count(results)
                 self.outputs.write(results)
         except Exception as exc:  # the loop must still quit and the outputs close
-            log.exception("processing failed: %s", exc)
+            log_error(log, "processing failed", exc)
             self.summary.output_errors.append(f"processing: {exc}")
         finally:
             self.stop("all sources ended")
             self.outputs.close()
-            if self._loop is not None:
-                glib().idle_add(self._loop.quit)
+            self.control.quit()

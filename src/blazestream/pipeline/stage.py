@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blazestream.estimator import PoseEstimator
+from blazestream.estimator import FrameDetections, PoseEstimator
 from blazestream.outputs.base import FrameResult
 from blazestream.pipeline.frames import Frame
 from blazestream.pose.tracking import PoseTracker, RoiRequest
@@ -59,7 +59,13 @@ class PoseStage:
             self._streams[frame.camera_id] = stream
         return stream
 
-    def process(self, frames: Sequence[Frame]) -> list[FrameResult]:
+    def process(
+        self, frames: Sequence[Frame], detections: Sequence[FrameDetections] | None = None
+    ) -> list[FrameResult]:
+        """Poses for a batch; `detections` (one per frame) when the detector already ran elsewhere
+        (DeepStream's nvinfer), else the estimator's detector runs on the frames that need it."""
+        if detections is not None and len(detections) != len(frames):
+            raise ValueError(f"{len(detections)} detections for {len(frames)} frames")
         streams = [self._stream(f) for f in frames]
         images = [f.image for f in frames]
         requests: list[tuple[int, RoiRequest]] = [
@@ -67,8 +73,12 @@ class PoseStage:
         ]
         to_detect = [i for i, s in enumerate(streams) if s.tracker.needs_detection]
         if to_detect:
-            detections = self.estimator.detect([images[i] for i in to_detect])
-            for i, det in zip(to_detect, detections, strict=True):
+            found = (
+                [detections[i] for i in to_detect]
+                if detections is not None
+                else self.estimator.detect([images[i] for i in to_detect])
+            )
+            for i, det in zip(to_detect, found, strict=True):
                 requests += [(i, req) for req in streams[i].tracker.seed(det.rois, [float(s) for s in det.scores])]
         rois = np.stack([req.roi for _, req in requests]) if requests else np.zeros((0, 5), np.float32)
         results = self.estimator.estimate(images, [i for i, _ in requests], rois)
