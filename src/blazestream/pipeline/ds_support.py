@@ -52,9 +52,9 @@ def frame_sizes(
 
 def detector_geometry(sizes: Sequence[tuple[int, int]]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """nvinfer's letterbox (B, 4) and the frame sizes (B, 2) of a batch, per frame."""
-    padding = np.asarray(
-        [nvinfer_letterbox(w, h, DETECTOR_SIZE, DETECTOR_SIZE) for w, h in sizes], np.float32
-    ).reshape(-1, 4)
+    padding = np.asarray([nvinfer_letterbox(w, h, DETECTOR_SIZE, DETECTOR_SIZE) for w, h in sizes], np.float32).reshape(
+        -1, 4
+    )
     return padding, np.asarray(sizes, np.float32).reshape(-1, 2)
 
 
