@@ -196,6 +196,12 @@ def run(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     max_poses: Annotated[int | None, typer.Option(help="Poses per camera (default 1, as MediaPipe).")] = None,
     models_dir: ModelsDir = None,
+    api_port: Annotated[
+        int | None, typer.Option(help="Serve the HTTP API and live page here (add/remove cameras at run time).")
+    ] = None,
+    api_address: Annotated[
+        str | None, typer.Option(help="API listen address (default 127.0.0.1; others need a token).")
+    ] = None,
 ) -> None:
     """Run the streaming graph on cameras and files until they end, --duration, or SIGINT/SIGTERM."""
     from blazestream.backends import resolve_backend
@@ -228,13 +234,22 @@ def run(
         overrides["duration_s"] = duration
     if max_poses is not None:
         overrides["pose"] = {"max_poses": max_poses}
+    api: dict[str, object] = {"port": api_port} if api_port is not None else {}
+    if api_address is not None:
+        api["address"] = api_address
+    if api:
+        overrides["api"] = api
     try:
         cfg = load_config(config, overrides)
-        if not cfg.cameras:
+        if not cfg.cameras and cfg.api.port is None:
             raise ConfigError("no cameras: give --source URI (repeat it for more), or cameras: in the config")
         chosen = resolve_backend(cfg.engine.backend)
         logging.getLogger("blazestream").info("backend: %s", chosen)
-        if chosen == "deepstream":
+        if cfg.api.port is not None:
+            from blazestream.api.service import prepare_api_run
+
+            run_graph = prepare_api_run(cfg, chosen)
+        elif chosen == "deepstream":
             from blazestream.pipeline.deepstream import build_deepstream_runner
 
             run_graph = build_deepstream_runner(cfg).run
