@@ -78,6 +78,11 @@ class Tiler:
         }
         self._font_scale = max(0.35, min(1.0, self.cell_height / 480))
         self._thickness = 1 if self.cell_height < 600 else 2
+        for cam, cell in list(self._cells.items()):  # a grown grid has smaller cells: keep the pictures
+            h, w = cell.shape[:2]
+            fit_w, fit_h = self.fit(w, h)
+            if (fit_h, fit_w) != (h, w):
+                self._cells[cam] = np.asarray(cv2.resize(cell, (fit_w, fit_h), interpolation=cv2.INTER_AREA), np.uint8)
 
     def add_camera(self, camera_id: str) -> None:
         """A camera added at run time takes the first blank cell, or the grid grows by one cell."""
