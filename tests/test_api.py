@@ -1,11 +1,12 @@
 """The HTTP API of `blazestream run --api-port`, through a real HTTP client, against a real run.
 
-The cameras are RTSP streams from `blazestream serve` (a 320x240, 10 fps copy of the sample clip, so that
+The cameras are RTSP streams from `blazestream serve` (a 320x240, 5 fps copy of the sample clip, so that
 four of them stay within what a 2-core machine processes: their rate is the source's, not the CPU's).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -28,12 +29,12 @@ from test_streaming_rtsp import Tail
 pytestmark = [pytest.mark.gst, pytest.mark.slow]
 
 CLIP = DATA_DIR / "messi_moves.mp4"
-SOURCE_FPS = 10
+SOURCE_FPS = 5
 TOKEN = "test-token-0123456789"
 
 
 def make_small_clip(base: Path) -> Path:
-    """The sample clip at 320x240, 10 fps (H.264 MP4) under `base`, transcoded with GStreamer once."""
+    """The sample clip at 320x240 and SOURCE_FPS (H.264 MP4) under `base`, transcoded with GStreamer once."""
     from blazestream.pipeline.gst import gst, parse_launch
 
     path = base / f"messi_moves_320x240_{SOURCE_FPS}fps.mp4"
@@ -42,7 +43,8 @@ def make_small_clip(base: Path) -> Path:
     Gst = gst()
     pipeline = parse_launch(
         "filesrc name=src ! decodebin ! videoconvert ! videoscale ! videorate "
-        f"! video/x-raw,width=320,height=240,framerate={SOURCE_FPS}/1 ! x264enc speed-preset=ultrafast key-int-max=10 "
+        f"! video/x-raw,width=320,height=240,framerate={SOURCE_FPS}/1 "
+        f"! x264enc speed-preset=ultrafast key-int-max={SOURCE_FPS} "
         "! h264parse ! mp4mux ! filesink name=dst",
         "small-clip",
     )
@@ -62,6 +64,13 @@ def small_clip(tmp_path_factory: pytest.TempPathFactory, gst_module: Any) -> Pat
     return make_small_clip(tmp_path_factory.getbasetemp())
 
 
+def _favoured() -> None:
+    """Run the child ahead of unrelated processes when allowed (root): on a shared machine other jobs'
+    load would otherwise swamp the rate comparisons. Without the right to, it runs at normal priority."""
+    with contextlib.suppress(OSError):
+        os.nice(-5)
+
+
 class RtspServer:
     """`blazestream serve` in its own process: one file under several mounts, restartable on its port."""
 
@@ -74,7 +83,9 @@ class RtspServer:
         args += ["--port", str(self.port)]
         for mount in self.mounts:
             args += ["--mount", mount]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=_favoured
+        )
         assert self.proc.stdout is not None
         for _ in self.mounts:
             assert self.proc.stdout.readline().startswith("rtsp://"), "the RTSP server started"
@@ -101,7 +112,9 @@ class Run:
         if token is not None:
             env["BLAZESTREAM_API_TOKEN"] = token
         cmd = [sys.executable, "-m", "blazestream", "run", "--api-port", str(self.port), *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log.open("w"), env=env)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=self.log.open("w"), env=env, preexec_fn=_favoured
+        )
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base = f"http://127.0.0.1:{self.port}"
         self.http = httpx.Client(base_url=self.base, headers=headers, timeout=15)
@@ -115,11 +128,11 @@ class Run:
         return {c["id"]: c for c in response.json()["cameras"]}
 
     def wait_up(self, ids: list[str], timeout: float = 60) -> dict[str, dict[str, Any]]:
-        """Until every camera of `ids` is up with processed frames."""
+        """Until every camera of `ids` is up with a processed frame rate."""
         deadline = time.monotonic() + timeout
         while True:
             cameras = self.cameras()
-            if all(cameras.get(i, {}).get("status") == "up" and cameras[i]["frames"] > 0 for i in ids):
+            if all(cameras.get(i, {}).get("status") == "up" and cameras[i]["fps"] > 0 for i in ids):
                 return cameras
             assert time.monotonic() < deadline, f"not all of {ids} up: {cameras}"
             time.sleep(0.3)
@@ -277,9 +290,9 @@ def test_operator_script(server: RtspServer, models_dir: Path, tmp_path: Path, t
         rows_at_removal = _lines_of(out, "cam0")
         cam1_at_removal = _lines_of(out, "cam1")
         _assert_error(run.http.get("/api/cameras/cam0"), 404, "not_found")
-        time.sleep(3)
+        time.sleep(4)
         assert _lines_of(out, "cam0") == rows_at_removal, "no row of a removed camera"
-        assert _lines_of(out, "cam1") > cam1_at_removal + 10, "the other camera goes on"
+        assert _lines_of(out, "cam1") > cam1_at_removal + 5, "the other camera goes on"
         assert list(run.cameras()) == ["cam1"]
         assert 'camera="cam0"' not in httpx.get(f"{run.base}/metrics", timeout=10).text, "its series are gone"
         assert json.loads(state.read_text())["cameras"] == [{"id": "cam1", "uri": server.url("cam1"), "max_poses": 1}]
@@ -306,8 +319,12 @@ def test_operator_script(server: RtspServer, models_dir: Path, tmp_path: Path, t
 def test_add_and_remove_under_load_leave_the_others_rate(server: RtspServer, models_dir: Path, tmp_path: Path) -> None:
     """4 live cameras; removing one and adding one changes the other three's processed fps by < 10 %.
 
-    Each camera's rate is its frame count over the same length of time before and after (the after
-    window starts with the removal), taken from the run's JSON Lines as they are written.
+    Rates are frame counts over equal windows, from the run's JSON Lines as they are written: before the
+    change; from the change on (the transition: the others must not slow down); and once the added
+    camera is up (the new steady state). The sources run at 5 fps: on a 2-core machine of its own every
+    camera keeps its source's rate, so any slowdown is the change's. When other jobs swamp the machine
+    (load average over twice the cores) and the cameras could not keep their rate even before the change,
+    rates say nothing about the change: the rate comparison is skipped, saying so (the rest is checked).
     """
     out = tmp_path / "poses.jsonl"
     args = ["--jsonl", str(out)]
@@ -315,26 +332,41 @@ def test_add_and_remove_under_load_leave_the_others_rate(server: RtspServer, mod
         args += ["--source", f"{cam}={server.url(cam)}"]
     run = Run(tmp_path, models_dir, args)
     tail = Tail(out)
-    window = 10.0
+    window = 8.0
     others = ["cam0", "cam1", "cam2"]
+
+    def rates(start: float, end: float) -> dict[str, float]:
+        return {c: tail.count(c, start, end) / (end - start) for c in others}
+
     try:
         run.wait_up(["cam0", "cam1", "cam2", "cam3"])
-        tail.sleep(3)  # steady state
+        tail.sleep(2)  # steady state
         before = time.monotonic()
         tail.sleep(window)
         change = time.monotonic()
         assert run.http.delete("/api/cameras/cam3").status_code == 204
         assert run.http.post("/api/cameras", json={"id": "cam4", "uri": server.url("cam4")}).status_code == 201
         tail.sleep(window - (time.monotonic() - change))
-        after_end = time.monotonic()
-        rate_before = {c: tail.count(c, before, change) / (change - before) for c in others}
-        rate_after = {c: tail.count(c, change, after_end) / (after_end - change) for c in others}
-        print(f"\nfps before {rate_before}\nfps after {rate_after}")
-        for cam in others:
-            assert rate_before[cam] > 1, f"{cam} delivers: {rate_before}"
-            assert abs(rate_after[cam] / rate_before[cam] - 1) < 0.10, (cam, rate_before, rate_after)
+        transition_end = time.monotonic()
+        run.wait_up(["cam4"])
+        steady = time.monotonic()
+        tail.sleep(window)
+        rate_before = rates(before, change)
+        rate_transition = rates(change, transition_end)
+        rate_after = rates(steady, time.monotonic())
+        print(f"\nfps before {rate_before}\nfps transition {rate_transition}\nfps after {rate_after}")
         assert tail.count("cam4", change) > 0, "the added camera delivers"
         assert tail.count("cam3", change + 1.0) == 0, "the removed one does not"
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+        if load > 2 * cores and min(rate_before.values()) < 0.9 * SOURCE_FPS:
+            pytest.skip(
+                f"the machine is swamped by other jobs (load {load:.1f} on {cores} cores): the cameras ran at "
+                f"{min(rate_before.values()):.2f} fps before any change, below their source's {SOURCE_FPS}"
+            )
+        for cam in others:
+            assert rate_before[cam] > 1, f"{cam} delivers: {rate_before}"
+            assert rate_transition[cam] > 0.9 * rate_before[cam], (cam, rate_before, rate_transition)
+            assert abs(rate_after[cam] / rate_before[cam] - 1) < 0.10, (cam, rate_before, rate_after)
     finally:
         code = run.stop()
     assert code == 0, run.text()[-3000:]
