@@ -197,7 +197,9 @@ def _decode(jpeg: bytes) -> np.ndarray[Any, Any]:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("token", [TOKEN, None], ids=["token", "no-token"])
-def test_operator_script(server: RtspServer, models_dir: Path, tmp_path: Path, token: str | None) -> None:
+def test_operator_script(
+    server: RtspServer, small_clip: Path, models_dir: Path, tmp_path: Path, token: str | None
+) -> None:
     """Add, refuse a duplicate and bad input, list, snapshot, stream, remove (rows stop), SIGINT; restart."""
     out, video, state = tmp_path / "poses.jsonl", tmp_path / "annotated.mp4", tmp_path / "cameras.json"
     config = tmp_path / "run.yaml"
@@ -296,6 +298,18 @@ def test_operator_script(server: RtspServer, models_dir: Path, tmp_path: Path, t
         assert list(run.cameras()) == ["cam1"]
         assert 'camera="cam0"' not in httpx.get(f"{run.base}/metrics", timeout=10).text, "its series are gone"
         assert json.loads(state.read_text())["cameras"] == [{"id": "cam1", "uri": server.url("cam1"), "max_poses": 1}]
+        if not token:  # a file added at run time: every frame, then "ended"; the run goes on
+            assert run.http.post("/api/cameras", json={"id": "file", "uri": str(small_clip)}).status_code == 201
+            deadline = time.monotonic() + 90
+            while run.http.get("/api/cameras/file").json()["status"] != "ended":
+                assert time.monotonic() < deadline, run.http.get("/api/cameras/file").json()
+                time.sleep(0.5)
+            frames = _count_video_frames(small_clip)
+            while _lines_of(out, "file") < frames and time.monotonic() < deadline:
+                time.sleep(0.2)  # the last batch may still be on its way to the outputs
+            time.sleep(0.5)
+            assert _lines_of(out, "file") == frames, "every frame of the file, once"
+            assert run.cameras()["cam1"]["status"] == "up"
     finally:
         code = run.stop()
     log = run.text()
@@ -304,7 +318,7 @@ def test_operator_script(server: RtspServer, models_dir: Path, tmp_path: Path, t
     assert "SIGINT" in log
     assert _count_video_frames(video) > 5, "the MP4 is finalized and decodes"
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert {r["stream"] for r in records} == {"cam0", "cam1"}
+    assert {r["stream"] for r in records} == ({"cam0", "cam1"} if token else {"cam0", "cam1", "file"})
     assert sum(len(r["poses"]) for r in records if r["stream"] == "cam1") > 0, "poses on the added camera"
 
     if token:  # the camera set survives a restart: the state file replaces --source

@@ -241,6 +241,8 @@ def run(
         overrides["api"] = api
     try:
         cfg = load_config(config, overrides)
+        if api_address is not None and cfg.api.port is None:
+            raise ConfigError("--api-address needs --api-port (or api.port in the config)")
         if not cfg.cameras and cfg.api.port is None:
             raise ConfigError("no cameras: give --source URI (repeat it for more), or cameras: in the config")
         chosen = resolve_backend(cfg.engine.backend)

@@ -2,7 +2,7 @@
 
 Every change goes through here (one at a time), so the persisted set always matches the run.
 `admit(camera_id) -> reason | None` is the hook for rules about which cameras this process may take
-(sharding): a reason refuses the camera, as does its absence of a reason accept it.
+(sharding): a returned reason refuses the camera (403 with that reason), None admits it.
 """
 
 from __future__ import annotations

@@ -247,6 +247,8 @@ class Runner:
         state = camera.state
         if state == CameraState.CONNECTING:
             status = "reconnecting" if camera.generation > 1 else "starting"
+        elif state == CameraState.ENDED and camera.slot.pending():
+            status = "up"  # the file is read to its end, its last frames still wait for a batch
         else:
             status = _STATUS[state]
         return CameraStatus(
