@@ -14,12 +14,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 OUT ?= out
 
 # GStreamer 1.22 (Debian 12) and friends: see docs/gstreamer.md. PyGObject is built from source in the
-# venv, hence the girepository/cairo headers. mosquitto and redis-server are the real brokers the tests start.
+# venv, hence the girepository/cairo headers. mosquitto and redis-server are the real brokers the tests start;
+# chromium (headless, driven through chromium-driver) opens the live web page in its test.
 APT_PACKAGES := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp \
 	gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 \
 	libgirepository1.0-dev libcairo2-dev pkg-config gcc g++ libc6-dev python3-dev python3-venv python3-gst-1.0 mosquitto \
-	redis-server
+	redis-server chromium chromium-driver
 
 STUBS := pygobject-stubs==2.20.0 tensorrt-stubs==10.13.0.35.1 pyds-stubs==1.2.2 cupy-stubs==1.2.0
 

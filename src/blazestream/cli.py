@@ -271,6 +271,12 @@ def run(
     list_only: Annotated[
         bool, typer.Option("--list", help="Print the cameras this shard runs (one id per line) and exit.")
     ] = False,
+    api_port: Annotated[
+        int | None, typer.Option(help="Serve the HTTP API and live page here (add/remove cameras at run time).")
+    ] = None,
+    api_address: Annotated[
+        str | None, typer.Option(help="API listen address (default 127.0.0.1; others need a token).")
+    ] = None,
 ) -> None:
     """Run the streaming graph on cameras and files until they end, --duration, or SIGINT/SIGTERM."""
     from blazestream.backends import resolve_backend
@@ -305,12 +311,19 @@ def run(
         overrides["duration_s"] = duration
     if max_poses is not None:
         overrides["pose"] = {"max_poses": max_poses}
+    api: dict[str, object] = {"port": api_port} if api_port is not None else {}
+    if api_address is not None:
+        api["address"] = api_address
+    if api:
+        overrides["api"] = api
     try:
         cfg = load_config(config, overrides)
-        if not cfg.cameras:
+        if api_address is not None and cfg.api.port is None:
+            raise ConfigError("--api-address needs --api-port (or api.port in the config)")
+        if not cfg.cameras and cfg.api.port is None:
             raise ConfigError("no cameras: give --source URI (repeat it for more), or cameras: in the config")
         cfg = _shard_cameras(cfg, shard, list_only)
-        if not cfg.cameras:
+        if not cfg.cameras and cfg.api.port is None:  # with the API on, cameras may be added at run time
             from blazestream.pipeline.idle import run_idle
 
             summary = run_idle(cfg, "this shard owns none of the configured cameras")
@@ -319,7 +332,14 @@ def run(
         chosen = resolve_backend(cfg.engine.backend)
         logging.getLogger("blazestream").info("backend: %s", chosen)
         close: Callable[[], None] = lambda: None  # noqa: E731 - the DeepStream runner closes its own engines
-        if chosen == "deepstream":
+        if cfg.api.port is not None:
+            from blazestream.api.service import prepare_api_run
+            from blazestream.sharding import shard_from
+
+            this_shard = shard_from(shard)
+            admit = this_shard.refusal if this_shard is not None and this_shard.count > 1 else None
+            run_graph = prepare_api_run(cfg, chosen, admit=admit)
+        elif chosen == "deepstream":
             from blazestream.pipeline.deepstream import build_deepstream_runner
 
             run_graph = build_deepstream_runner(cfg).run

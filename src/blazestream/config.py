@@ -197,6 +197,22 @@ class OutputsConfig(_Strict):
     metrics_address: str = "127.0.0.1"
 
 
+class ApiConfig(_Strict):
+    """The HTTP API and web page (`blazestream run --api-port`): add and remove cameras while the run goes on."""
+
+    port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    """null = off; 0 = a free port (logged)."""
+    address: str = "127.0.0.1"
+    """Anything but loopback needs a token (BLAZESTREAM_API_TOKEN or token_file)."""
+    token_file: Path | None = None
+    state_file: Path | None = None
+    stream_fps: Annotated[float, Field(gt=0, le=60)] = 5.0
+    """Frames per second of each MJPEG stream (stream.mjpg)."""
+    jpeg_quality: Annotated[int, Field(ge=10, le=100)] = 80
+    jpeg_width: Annotated[int, Field(ge=64, le=7680)] = 640
+    """Snapshots and streams are scaled down to at most this width."""
+
+
 class AppConfig(_Strict):
     """Everything `blazestream run` needs."""
 
@@ -207,6 +223,7 @@ class AppConfig(_Strict):
     sources: SourceConfig = SourceConfig()
     outputs: OutputsConfig = OutputsConfig()
     deepstream: DeepStreamConfig = DeepStreamConfig()
+    api: ApiConfig = ApiConfig()
     duration_s: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")

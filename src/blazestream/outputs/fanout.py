@@ -68,6 +68,24 @@ class SinkFanout:
             except Exception as exc:
                 self._record(index, exc, "write")
 
+    def camera_added(self, camera_id: str) -> None:
+        """Tell the outputs that keep per-camera state (`add_camera`, optional) about a new camera."""
+        self._each("add_camera", camera_id)
+
+    def camera_removed(self, camera_id: str) -> None:
+        """Tell the outputs that keep per-camera state (`remove_camera`, optional) that a camera left."""
+        self._each("remove_camera", camera_id)
+
+    def _each(self, method: str, camera_id: str) -> None:
+        for index, sink in enumerate(self.sinks):
+            call = getattr(sink, method, None)
+            if index in self._failed or call is None:
+                continue
+            try:
+                call(camera_id)
+            except Exception as exc:
+                self._record(index, exc, f"{method} {camera_id}")
+
     def close(self) -> None:
         """Close every output, the failed ones too (they release what they hold); a close error counts once."""
         for index, sink in enumerate(self.sinks):

@@ -79,6 +79,20 @@ class Metrics:
         self._fps.labels(camera).set_function(lambda: self.fps(camera))
         return times
 
+    def add_camera(self, camera: str) -> None:
+        """A camera added at run time: its series appear at 0."""
+        self._ensure(camera)
+
+    def remove_camera(self, camera: str) -> None:
+        """A camera removed at run time: its series disappear from /metrics."""
+        with self._lock:
+            if self._times.pop(camera, None) is None:
+                return
+        for metric in (self._in, self._processed, self._dropped, self._reconnects, self._up, self._poses):
+            metric.remove(camera)
+        self._latency.remove(camera)
+        self._fps.remove(camera)
+
     def frame_in(self, camera: str) -> None:
         self._ensure(camera)
         self._in.labels(camera).inc()

@@ -56,25 +56,51 @@ class Tiler:
     """Keeps the latest annotated frame of each camera and composes them into a grid, letterboxed per cell."""
 
     def __init__(self, camera_ids: Sequence[str], width: int, height: int) -> None:
-        if not camera_ids:
-            raise ValueError("Tiler needs at least one camera id")
         if len(set(camera_ids)) != len(camera_ids):
             raise ValueError(f"camera ids must be unique: {list(camera_ids)}")
         self.width, self.height = width, height
-        count = len(camera_ids)
-        self.cols = math.ceil(math.sqrt(count))
-        self.rows = math.ceil(count / self.cols)
-        self.cell_width, self.cell_height = width // self.cols, height // self.rows
-        self.camera_ids = list(camera_ids)
-        self._origin = {
-            cam: ((i % self.cols) * self.cell_width, (i // self.cols) * self.cell_height)
-            for i, cam in enumerate(self.camera_ids)
-        }
+        self.camera_ids: list[str | None] = list(camera_ids)
+        """Cells in order; None is the blank cell of a camera removed at run time."""
         self._cells: dict[str, Frame] = {}
         self._canvas: Frame = np.empty((height, width, 3), np.uint8)
         self._unknown: set[str] = set()
+        self._layout()
+
+    def _layout(self) -> None:
+        count = max(1, len(self.camera_ids))
+        self.cols = math.ceil(math.sqrt(count))
+        self.rows = math.ceil(count / self.cols)
+        self.cell_width, self.cell_height = self.width // self.cols, self.height // self.rows
+        self._origin = {
+            cam: ((i % self.cols) * self.cell_width, (i // self.cols) * self.cell_height)
+            for i, cam in enumerate(self.camera_ids)
+            if cam is not None
+        }
         self._font_scale = max(0.35, min(1.0, self.cell_height / 480))
         self._thickness = 1 if self.cell_height < 600 else 2
+        for cam, cell in list(self._cells.items()):  # a grown grid has smaller cells: keep the pictures
+            h, w = cell.shape[:2]
+            fit_w, fit_h = self.fit(w, h)
+            if (fit_h, fit_w) != (h, w):
+                self._cells[cam] = np.asarray(cv2.resize(cell, (fit_w, fit_h), interpolation=cv2.INTER_AREA), np.uint8)
+
+    def add_camera(self, camera_id: str) -> None:
+        """A camera added at run time takes the first blank cell, or the grid grows by one cell."""
+        if camera_id in self._origin:
+            return
+        self._unknown.discard(camera_id)
+        if None in self.camera_ids:
+            self.camera_ids[self.camera_ids.index(None)] = camera_id
+        else:
+            self.camera_ids.append(camera_id)
+        self._layout()
+
+    def remove_camera(self, camera_id: str) -> None:
+        """A camera removed at run time leaves its cell blank (the others keep their place)."""
+        if camera_id in self._origin:
+            self.camera_ids[self.camera_ids.index(camera_id)] = None
+            self._cells.pop(camera_id, None)
+            self._layout()
 
     def fit(self, width: int, height: int) -> tuple[int, int]:
         """The size of a width x height frame scaled to fit a cell, aspect ratio kept."""
@@ -113,6 +139,8 @@ class Tiler:
         canvas = self._canvas
         canvas.fill(_BACKGROUND)
         for cam in self.camera_ids:
+            if cam is None:
+                continue
             x0, y0 = self._origin[cam]
             cell = self._cells.get(cam)
             if cell is None:
@@ -479,6 +507,12 @@ class AnnotatedVideoSink:
             self.file.push(canvas, pts)
         if self.rtsp is not None:
             self.rtsp.push(canvas)
+
+    def add_camera(self, camera_id: str) -> None:
+        self.tiler.add_camera(camera_id)
+
+    def remove_camera(self, camera_id: str) -> None:
+        self.tiler.remove_camera(camera_id)
 
     def close(self) -> None:
         try:

@@ -92,13 +92,40 @@ class Batcher:
     slow or dead camera never holds the others back.
     """
 
-    def __init__(self, slots: list[FrameSlot], cond: threading.Condition, *, max_size: int, timeout: float) -> None:
+    def __init__(
+        self,
+        slots: list[FrameSlot],
+        cond: threading.Condition,
+        *,
+        max_size: int,
+        timeout: float,
+        persistent: bool = False,
+    ) -> None:
         self.slots = slots
         self.cond = cond
         self.max_size = max_size
         self.timeout = timeout
+        self.persistent = persistent
+        """Keep going when every camera has finished (cameras can still be added at run time)."""
         self._start = 0
         self._stopping = False
+
+    def add_slot(self, slot: FrameSlot, max_size: int | None = None) -> None:
+        """A camera joins: its frames are taken from the next batch on."""
+        with self.cond:
+            self.slots.append(slot)
+            if max_size is not None:
+                self.max_size = max_size
+            self.cond.notify_all()
+
+    def remove_slot(self, slot: FrameSlot, max_size: int | None = None) -> None:
+        """A camera leaves: its waiting frames are dropped, no later batch carries it."""
+        with self.cond:
+            if slot in self.slots:
+                self.slots.remove(slot)
+            if max_size is not None:
+                self.max_size = max_size
+            self.cond.notify_all()
 
     def stop(self) -> None:
         """Deliver what is waiting, then end."""
@@ -114,7 +141,7 @@ class Batcher:
                 waiting = [s for s in self.slots if s.pending()]
                 if not waiting:
                     first_seen = None
-                    if self._stopping or all(s.finished for s in self.slots):
+                    if self._stopping or (not self.persistent and all(s.finished for s in self.slots)):
                         return None
                     self.cond.wait(0.5)
                     continue

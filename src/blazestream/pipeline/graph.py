@@ -104,9 +104,16 @@ def create_sinks(cfg: AppConfig, metrics: Metrics, camera_ids: list[str]) -> lis
 
 
 def build_cpu_runner(
-    cfg: AppConfig, estimator: PoseEstimator | None = None, extra_sinks: Sequence[ResultSink] = ()
+    cfg: AppConfig,
+    estimator: PoseEstimator | None = None,
+    extra_sinks: Sequence[ResultSink] = (),
+    *,
+    dynamic: bool = False,
 ) -> Runner:
-    """The CPU graph (and the plain-GStreamer TensorRT graph, given a TensorRT estimator)."""
+    """The CPU graph (and the plain-GStreamer TensorRT graph, given a TensorRT estimator).
+
+    `dynamic`: cameras are added and removed at run time (the HTTP API).
+    """
     sources = source_specs(cfg)
     camera_ids = [s.camera_id for s in sources]
     estimator = estimator or create_estimator(cfg, "cpu")
@@ -119,6 +126,6 @@ def build_cpu_runner(
         estimator,
         max_poses={c.id: c.max_poses for c in cfg.cameras if c.max_poses},
         smooth=cfg.pose.smooth,
-        keep_images=any(type(s).__name__ == "AnnotatedVideoSink" for s in sinks),
+        keep_images=any(type(s).__name__ == "AnnotatedVideoSink" or getattr(s, "needs_images", False) for s in sinks),
     )
-    return Runner(cfg, sources, stage, sinks, metrics)
+    return Runner(cfg, sources, stage, sinks, metrics, dynamic=dynamic)

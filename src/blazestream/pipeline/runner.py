@@ -5,6 +5,10 @@ duration timer, SIGINT/SIGTERM, the RTSP output server); one thread per camera p
 processing thread takes batches, runs the pose stage and writes the outputs. Stopping (signal,
 --duration, or every file ended) drains what is queued, then closes the outputs (EOS to encoders)
 before the loop quits, so a clean stop never loses a result.
+
+Cameras can be added and removed while the run goes on (`add_camera`, `remove_camera`, from any thread):
+the batcher takes a new camera's frames from the next batch; a removed camera's frames never reach an
+output again once `remove_camera` has returned (it waits for the batch in flight).
 """
 
 from __future__ import annotations
@@ -28,6 +32,76 @@ from blazestream.pipeline.spec import SourceSpec
 from blazestream.pipeline.stage import PoseStage
 
 log = logging.getLogger(__name__)
+
+
+class UnknownCameraError(BlazestreamError):
+    """No camera with that id in the run."""
+
+
+class DuplicateCameraError(BlazestreamError):
+    """A camera with that id is already in the run."""
+
+
+class RunStoppingError(BlazestreamError):
+    """The run is stopping: cameras can no longer be added."""
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    """A snapshot of one camera, for status pages and the HTTP API."""
+
+    id: str
+    uri: str
+    """As the source was given (with credentials: redact before showing it)."""
+    status: str
+    """starting, up, reconnecting, ended or failed."""
+    fps: float
+    """Processed frames per second (sliding window)."""
+    frames: int
+    """Frames processed."""
+    poses: int
+    """People in its newest processed frame."""
+    poses_total: int
+    last_error: str | None
+
+
+_STATUS = {
+    CameraState.STREAMING: "up",
+    CameraState.RETRYING: "reconnecting",
+    CameraState.ENDED: "ended",
+    CameraState.FAILED: "failed",
+}
+
+
+class _Gate:
+    """A camera's listener that goes silent once the camera is removed (its thread may still be ending)."""
+
+    def __init__(self, listener: Metrics) -> None:
+        self.listener = listener
+        self.open = True
+
+    def frame_in(self, camera_id: str) -> None:
+        if self.open:
+            self.listener.frame_in(camera_id)
+
+    def frames_dropped(self, camera_id: str, count: int) -> None:
+        if self.open:
+            self.listener.frames_dropped(camera_id, count)
+
+    def camera_up(self, camera_id: str, up: bool) -> None:
+        if self.open:
+            self.listener.camera_up(camera_id, up)
+
+    def reconnect(self, camera_id: str) -> None:
+        if self.open:
+            self.listener.reconnect(camera_id)
+
+
+@dataclass
+class _Member:
+    camera: Camera
+    gate: _Gate
+    stop: threading.Event
 
 
 @dataclass
@@ -62,27 +136,133 @@ class Runner:
         stage: PoseStage,
         sinks: Sequence[ResultSink],
         metrics: Metrics,
+        *,
+        dynamic: bool = False,
     ) -> None:
-        if not sources:
+        """`dynamic`: cameras come and go at run time (the HTTP API): the run may start with none and
+        goes on when they all end, until a signal or the duration stops it."""
+        if not sources and not dynamic:
             raise BlazestreamError("no cameras: give --source URI (or cameras: in the config)")
         self.cfg = cfg
         self.stage = stage
         self.metrics = metrics
+        self.dynamic = dynamic
         self.stop_event = threading.Event()
         self._cond = threading.Condition()
-        self.slots = [
-            FrameSlot(s.camera_id, live=s.live, capacity=cfg.sources.file_queue, cond=self._cond) for s in sources
-        ]
-        batch_size = cfg.batch.max_size or len(sources)
-        self.batcher = Batcher(self.slots, self._cond, max_size=batch_size, timeout=cfg.batch.timeout_ms / 1000.0)
-        self.cameras = [
-            Camera(spec, cfg.sources, slot, metrics, self.watch_bus, self.stop_event)
-            for spec, slot in zip(sources, self.slots, strict=True)
-        ]
-        self.summary = RunSummary(frames={s.camera_id: 0 for s in sources}, poses={s.camera_id: 0 for s in sources})
+        self._lock = threading.Lock()
+        """Guards the camera set (`_members`) and `_running`."""
+        self._process_lock = threading.Lock()
+        """Held by the processing thread for each batch: removal waits for the batch in flight."""
+        self._members: dict[str, _Member] = {}
+        self._running = False
+        self.slots: list[FrameSlot] = []
+        self.batcher = Batcher(
+            self.slots,
+            self._cond,
+            max_size=self._batch_size(len(sources)),
+            timeout=cfg.batch.timeout_ms / 1000.0,
+            persistent=dynamic,
+        )
+        self.summary = RunSummary()
+        self._latest_poses: dict[str, int] = {}
         self.control = RunControl(cfg.duration_s, on_stop=self._on_stop, tick=self._watchdog)
         self._worker = threading.Thread(target=self._process, name="processing", daemon=True)
         self.outputs = SinkFanout(sinks, self.summary.output_errors, on_failure=metrics.output_failed)
+        for spec in sources:
+            self._admit(spec)
+
+    @property
+    def cameras(self) -> list[Camera]:
+        """The cameras in the run now (a copy)."""
+        with self._lock:
+            return [m.camera for m in self._members.values()]
+
+    def _batch_size(self, cameras: int) -> int:
+        return self.cfg.batch.max_size or max(1, cameras)
+
+    def _admit(self, spec: SourceSpec) -> Camera:
+        """Create the camera's slot and pipeline owner; caller starts it (or run() does)."""
+        slot = FrameSlot(spec.camera_id, live=spec.live, capacity=self.cfg.sources.file_queue, cond=self._cond)
+        gate = _Gate(self.metrics)
+        stop = threading.Event()
+        camera = Camera(spec, self.cfg.sources, slot, gate, self.watch_bus, stop)
+        self._members[spec.camera_id] = _Member(camera, gate, stop)
+        self.summary.frames.setdefault(spec.camera_id, 0)
+        self.summary.poses.setdefault(spec.camera_id, 0)
+        self.batcher.add_slot(slot, self._batch_size(len(self._members)))
+        return camera
+
+    # -- cameras at run time (any thread) ------------------------------------------------------
+
+    def add_camera(self, spec: SourceSpec, max_poses: int | None = None) -> CameraStatus:
+        """Start a camera now; its tracker, metrics series and video cell appear with it."""
+        # Lock order, here as in the processing thread: _process_lock, then _lock.
+        with self._process_lock, self._lock:
+            if self.stop_event.is_set():
+                raise RunStoppingError("the run is stopping; no camera can be added")
+            if spec.camera_id in self._members:
+                raise DuplicateCameraError(f"camera {spec.camera_id!r} is already in the run")
+            self.stage.add_camera(spec.camera_id, max_poses)
+            self.metrics.add_camera(spec.camera_id)
+            self.outputs.camera_added(spec.camera_id)
+            camera = self._admit(spec)
+            if self._running:
+                camera.start()
+        log.info("%s: added", camera.name)
+        return self.camera_status(spec.camera_id)
+
+    def remove_camera(self, camera_id: str, timeout: float = 10.0) -> None:
+        """Stop a camera: no output gets a row of it after this returns; its series and cell go."""
+        with self._process_lock:
+            with self._lock:
+                member = self._members.pop(camera_id, None)
+                if member is None:
+                    raise UnknownCameraError(f"no camera {camera_id!r} in the run")
+                member.gate.open = False
+                member.stop.set()
+                self.batcher.remove_slot(member.camera.slot, self._batch_size(len(self._members)))
+            self.stage.remove_camera(camera_id)
+            self.outputs.camera_removed(camera_id)
+            self._latest_poses.pop(camera_id, None)
+        if self._running:
+            member.camera.join(timeout)
+        log.info("%s: removed", member.camera.name)
+
+    def camera_status(self, camera_id: str) -> CameraStatus:
+        with self._lock:
+            member = self._members.get(camera_id)
+        if member is None:
+            raise UnknownCameraError(f"no camera {camera_id!r} in the run")
+        return self._status(member.camera)
+
+    def camera_statuses(self) -> list[CameraStatus]:
+        """Every camera's status, in the order they joined."""
+        return [self._status(camera) for camera in self.cameras]
+
+    def _status(self, camera: Camera) -> CameraStatus:
+        camera_id = camera.spec.camera_id
+        state = camera.state
+        if state == CameraState.CONNECTING:
+            status = "reconnecting" if camera.generation > 1 else "starting"
+        elif state == CameraState.ENDED and camera.slot.pending():
+            status = "up"  # the file is read to its end, its last frames still wait for a batch
+        else:
+            status = _STATUS[state]
+        return CameraStatus(
+            id=camera_id,
+            uri=camera.spec.uri,
+            status=status,
+            fps=round(self.metrics.fps(camera_id), 2),
+            frames=self.summary.frames.get(camera_id, 0),
+            poses=self._latest_poses.get(camera_id, 0),
+            poses_total=self.summary.poses.get(camera_id, 0),
+            last_error=camera.failure or camera.last_problem,
+        )
+
+    @property
+    def running(self) -> bool:
+        """True between the start of `run()` and the stop."""
+        return self._running and not self.stop_event.is_set()
 
     # -- main loop side ------------------------------------------------------------------------
 
@@ -104,20 +284,29 @@ class Runner:
     def _on_stop(self, reason: str) -> None:
         self.summary.stopped_by = reason
         self.stop_event.set()
+        self._stop_cameras()
         self.batcher.stop()
+
+    def _stop_cameras(self) -> None:
+        with self._lock:
+            for member in self._members.values():
+                member.stop.set()
 
     def run(self) -> RunSummary:
         gst()
 
         def start() -> None:
-            for camera in self.cameras:
-                camera.start()
+            with self._lock:
+                self._running = True
+                for member in self._members.values():
+                    member.camera.start()
             self._worker.start()
 
         try:
             self.summary.wall_s = self.control.run(start)
         finally:
             self.stop_event.set()
+            self._stop_cameras()
             for camera in self.cameras:
                 camera.join(timeout=10)
             self._worker.join(timeout=30)
@@ -139,9 +328,16 @@ class Runner:
     def _process(self) -> None:
         try:
             while (batch := self.batcher.next_batch()) is not None:
-                results = self.stage.process(batch)
-                self.summary.count(results)
-                self.outputs.write(results)
+                with self._process_lock:
+                    with self._lock:
+                        batch = [f for f in batch if f.camera_id in self._members]
+                    if not batch:
+                        continue
+                    results = self.stage.process(batch)
+                    self.summary.count(results)
+                    for result in results:
+                        self._latest_poses[result.stream] = len(result.poses)
+                    self.outputs.write(results)
         except Exception as exc:  # the loop must still quit and the outputs close
             log_error(log, "processing failed", exc)
             self.summary.output_errors.append(f"processing: {exc}")

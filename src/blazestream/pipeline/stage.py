@@ -46,6 +46,19 @@ class PoseStage:
         self.keep_images = keep_images
         self._streams: dict[str, _Stream] = {}
 
+    def add_camera(self, camera_id: str, max_poses: int | None = None) -> None:
+        """A camera added at run time; its tracker is made on its first frame."""
+        self._streams.pop(camera_id, None)
+        if max_poses:
+            self.max_poses[camera_id] = max_poses
+        else:
+            self.max_poses.pop(camera_id, None)
+
+    def remove_camera(self, camera_id: str) -> None:
+        """Drop a removed camera's tracker (and its filters); call between batches."""
+        self._streams.pop(camera_id, None)
+        self.max_poses.pop(camera_id, None)
+
     def _stream(self, frame: Frame) -> _Stream:
         """The camera's tracker; a new one after a reconnect, since that breaks the timeline."""
         stream = self._streams.get(frame.camera_id)
