@@ -435,3 +435,22 @@ def test_unsafe_or_broken_api_settings_are_refused_at_start(
     assert done.returncode == 2, done.stderr
     assert expected in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_cameras_added_to_a_shard_follow_the_shard_rule(tmp_path: Path, models_dir: Path) -> None:
+    """`--shard 0/2` with the API: a camera the rule gives to shard 1 is refused (403, naming shard 1)."""
+    from blazestream.sharding import owner
+
+    ids = [f"cam{i}" for i in range(12)]
+    mine = next(i for i in ids if owner(i, 2) == 0)
+    theirs = next(i for i in ids if owner(i, 2) == 1)
+    run = Run(tmp_path, models_dir, ["--shard", "0/2", "--source", f"{theirs}=test:?width=160&height=120&fps=5"])
+    try:
+        assert theirs not in run.cameras()  # the configured camera of the other shard is not run here
+        refused = run.http.post("/api/cameras", json={"id": theirs, "uri": "test:?width=160&height=120&fps=5"})
+        _assert_error(refused, 403, refused.json().get("error", ""), "shard 1/2")
+        added = run.http.post("/api/cameras", json={"id": mine, "uri": "test:?width=160&height=120&fps=5"})
+        assert added.status_code == 201, added.text
+        assert set(run.wait_up([mine])) == {mine}
+    finally:
+        assert run.stop() == 0, run.text()[-2000:]

@@ -79,7 +79,7 @@ def test_the_statefulset_runs_one_shard_per_replica_of_a_valid_config() -> None:
     main = container(statefulset)
     env = {e["name"]: e for e in main["env"]}
     assert main["args"][:2] == ["run", "/config/cameras.yaml"]
-    assert main["args"][2:] == ["--shard", "$(POD_INDEX)/$(BLAZESTREAM_SHARDS)"]  # expanded by the kubelet
+    assert main["args"][2:4] == ["--shard", "$(POD_INDEX)/$(BLAZESTREAM_SHARDS)"]  # expanded by the kubelet
     assert int(env["BLAZESTREAM_SHARDS"]["value"]) == statefulset["spec"]["replicas"]
     assert env["POD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.labels['apps.kubernetes.io/pod-index']"
     assert statefulset["spec"]["podManagementPolicy"] == "Parallel"
@@ -101,8 +101,17 @@ def test_the_statefulset_runs_one_shard_per_replica_of_a_valid_config() -> None:
     assert cfg.outputs.metrics_address == "0.0.0.0"
     ports = {p["name"]: p["containerPort"] for p in main["ports"]}
     assert ports["metrics"] == cfg.outputs.metrics_port
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert main[probe]["httpGet"]["port"] == "metrics"
+    # the probes ask the HTTP API, which listens on the pod's address with the Secret's token
+    args = main["args"]
+    api_port = int(args[args.index("--api-port") + 1])
+    assert ports["api"] == api_port and args[args.index("--api-address") + 1] == "0.0.0.0"
+    assert env["BLAZESTREAM_API_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "blazestream-api"
+    find(resources, "Secret", "blazestream-api")
+    probes = {probe: main[probe]["httpGet"] for probe in ("startupProbe", "readinessProbe", "livenessProbe")}
+    assert {p["port"] for p in probes.values()} == {"api"}
+    assert probes["livenessProbe"]["path"] == "/healthz" and probes["readinessProbe"]["path"] == "/readyz"
+    # a replica whose cameras are all down is not ready, yet Prometheus must still scrape it
+    assert find(resources, "Service", "blazestream")["spec"]["publishNotReadyAddresses"] is True
     assert main["resources"]["requests"]["cpu"]
     mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
     assert env["BLAZESTREAM_ENGINES"]["value"].startswith(mounts["cache"])
