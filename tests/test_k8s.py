@@ -104,12 +104,14 @@ def test_the_statefulset_runs_one_shard_per_replica_of_a_valid_config() -> None:
     # the probes ask the HTTP API, which listens on the pod's address with the Secret's token
     args = main["args"]
     api_port = int(args[args.index("--api-port") + 1])
-    assert ports["api"] == api_port and args[args.index("--api-address") + 1] == "0.0.0.0"
+    assert ports["api"] == api_port
+    assert args[args.index("--api-address") + 1] == "0.0.0.0"
     assert env["BLAZESTREAM_API_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "blazestream-api"
     find(resources, "Secret", "blazestream-api")
     probes = {probe: main[probe]["httpGet"] for probe in ("startupProbe", "readinessProbe", "livenessProbe")}
     assert {p["port"] for p in probes.values()} == {"api"}
-    assert probes["livenessProbe"]["path"] == "/healthz" and probes["readinessProbe"]["path"] == "/readyz"
+    assert probes["livenessProbe"]["path"] == "/healthz"
+    assert probes["readinessProbe"]["path"] == "/readyz"
     # a replica whose cameras are all down is not ready, yet Prometheus must still scrape it
     assert find(resources, "Service", "blazestream")["spec"]["publishNotReadyAddresses"] is True
     assert main["resources"]["requests"]["cpu"]
