@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -330,6 +331,7 @@ def test_operator_script(
     assert "Traceback" not in log
     assert "SIGINT" in log
     assert _count_video_frames(video) > 5, "the MP4 is finalized and decodes"
+    assert re.search(r"cam0 .*\bremoved\b", log), "the summary says the camera was removed, not ok"
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["stream"] for r in records} == ({"cam0", "cam1"} if token else {"cam0", "cam1", "file"})
     assert sum(len(r["poses"]) for r in records if r["stream"] == "cam1") > 0, "poses on the added camera"

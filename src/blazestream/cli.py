@@ -447,7 +447,7 @@ def _print_summary(summary: object) -> None:
         table.add_column(column)
     for camera, frames in summary.frames.items():
         fps = frames / summary.wall_s if summary.wall_s else 0.0
-        status = summary.failures.get(camera, "ok")
+        status = summary.failures.get(camera, "removed" if camera in summary.removed else "ok")
         table.add_row(camera, str(frames), str(summary.poses[camera]), f"{fps:.1f}", status)
     err.print(table)
     for problem in summary.output_errors:

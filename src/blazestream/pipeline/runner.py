@@ -112,6 +112,8 @@ class RunSummary:
     poses: dict[str, int] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     output_errors: list[str] = field(default_factory=list)
+    removed: set[str] = field(default_factory=set)
+    """Cameras removed at run time (the HTTP API): their counts stay, up to the removal."""
     wall_s: float = 0.0
     stopped_by: str = "end of input"
 
@@ -203,6 +205,7 @@ class Runner:
             if spec.camera_id in self._members:
                 raise DuplicateCameraError(f"camera {spec.camera_id!r} is already in the run")
             self.stage.add_camera(spec.camera_id, max_poses)
+            self.summary.removed.discard(spec.camera_id)
             self.metrics.add_camera(spec.camera_id)
             self.outputs.camera_added(spec.camera_id)
             camera = self._admit(spec)
@@ -222,6 +225,7 @@ class Runner:
                 member.stop.set()
                 self.batcher.remove_slot(member.camera.slot, self._batch_size(len(self._members)))
             self.stage.remove_camera(camera_id)
+            self.summary.removed.add(camera_id)
             self.outputs.camera_removed(camera_id)
             self._latest_poses.pop(camera_id, None)
         if self._running:
