@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,8 +28,9 @@ from blazestream.pose.landmarks import (
 )
 from blazestream.pose.landmarks import remove_letterbox as remove_landmark_letterbox
 from blazestream.pose.roi import alignment_roi, full_image_roi, pad_roi, roi_to_pixels
-from blazestream.pose.tracking import PoseTracker
+from blazestream.pose.tracking import PoseTracker, duplicate_poses, same_person_roi
 from blazestream.pose.types import Pose
+from blazestream.pose.windows import WindowSpec, frame_windows, group_by_frame, window_rois, windows_to_frame
 
 Frame = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float32]
@@ -47,6 +48,13 @@ class EstimatorSettings:
     """Pose-flag threshold, MediaPipe's min_tracking_confidence (strict >)."""
     max_poses: int = 1
     heatmap_kernel: int = HEATMAP_KERNEL_SIZE
+    windows: WindowSpec | None = field(default_factory=WindowSpec)
+    """Detector windows besides the whole frame, used only when max_poses > 1 (None: whole frame only)."""
+
+    @property
+    def windowed(self) -> bool:
+        """Windowed detection is on: several people asked for and windows configured."""
+        return self.max_poses > 1 and self.windows is not None
 
 
 class Cropper(Protocol):
@@ -58,6 +66,10 @@ class Cropper(Protocol):
 
     def landmark_input(self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any) -> tuple[Any, Any]:
         """(M, 3, 256, 256) rotated crops in [0, 1] for normalized ROIs (M, 5); and the padding (M, 4)."""
+        ...
+
+    def detector_windows_input(self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any) -> tuple[Any, Any]:
+        """(M, 3, 224, 224) detector inputs of upright window ROIs (M, 5), letterboxed; and the padding (M, 4)."""
         ...
 
 
@@ -122,6 +134,17 @@ class CpuCropper:
         )
         return tensor, padding
 
+    def detector_windows_input(
+        self, frames: Sequence[Frame], frame_index: Sequence[int], rois: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Detector inputs (M, 3, 224, 224) for upright window ROIs (M, 5), letterboxed like detector_input."""
+        sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
+        padded, padding = pad_roi(roi_to_pixels(rois, sizes), tensor_width=DETECTOR_SIZE, tensor_height=DETECTOR_SIZE)
+        tensor = self._crop_all(
+            frames, frame_index, padded, size=DETECTOR_SIZE, border="zero", scale=2.0 / 255.0, offset=-1.0
+        )
+        return tensor, padding
+
 
 @dataclass(frozen=True)
 class FrameDetections:
@@ -181,13 +204,43 @@ class PoseEstimator:
         dets = decode_detections(boxes, scores, anchors, min_score=self.settings.min_detection_confidence)
         dets = weighted_nms(dets, max_detections=self.settings.max_poses)
         dets = remove_letterbox(dets, xp.asarray(padding))
-        sizes = xp.asarray(sizes)[:, None, :]
-        rois = alignment_roi(dets.keypoints[..., 0, :], dets.keypoints[..., 1, :], sizes)
-        rois_h, scores_h, valid_h = _host(rois), _host(dets.scores), _host(dets.valid)
-        return [
-            FrameDetections(rois=rois_h[b][valid_h[b]].astype(np.float32), scores=scores_h[b][valid_h[b]])
-            for b in range(rois_h.shape[0])
-        ]
+        return _frame_detections(dets, xp.asarray(sizes))
+
+    @property
+    def candidates(self) -> int:
+        """Detector clusters kept per frame when windowed: twice max_poses, since some are people already
+        tracked or a second view of one person, which tracking and the duplicate check drop."""
+        return 2 * self.settings.max_poses
+
+    def detect_windows(self, frames: Sequence[Any]) -> list[FrameDetections]:
+        """The detector on each whole frame plus its windows (settings.windows), all in one batch.
+
+        Every window's detections are mapped to frame coordinates and each frame's are merged by one
+        weighted NMS; up to `candidates` ROIs per frame, best first.
+        """
+        spec = self.settings.windows
+        if not frames:
+            return []
+        if spec is None:
+            return self.detect(frames)
+        sizes = frame_sizes(frames)
+        per_frame = [frame_windows(int(w), int(h), spec) for w, h in sizes]
+        owner = [b for b, wins in enumerate(per_frame) for _ in range(len(wins))]
+        windows = np.concatenate(per_frame)
+        tensor, padding = self.cropper.detector_windows_input(frames, owner, window_rois(windows))
+        out = infer_in_chunks(self.detector, tensor, array_namespace(tensor).concat)
+        xp = array_namespace(out["boxes"])
+        dets = decode_detections(
+            out["boxes"], out["scores"], xp.asarray(self._anchors), min_score=self.settings.min_detection_confidence
+        )
+        dets = remove_letterbox(dets, xp.asarray(padding))
+        dets = windows_to_frame(dets, xp.asarray(windows), xp.asarray(sizes[owner]), edge_tolerance=spec.edge_tolerance)
+        dets = weighted_nms(group_by_frame(dets, owner, len(frames)), max_detections=self.candidates)
+        return [_distinct_rois(found) for found in _frame_detections(dets, xp.asarray(sizes))]
+
+    def detect_people(self, frames: Sequence[Any]) -> list[FrameDetections]:
+        """Windowed detection when settings.windowed, else MediaPipe's whole-frame detector."""
+        return self.detect_windows(frames) if self.settings.windowed else self.detect(frames)
 
     def estimate(self, frames: Sequence[Any], frame_index: Sequence[int], rois: FloatArray) -> LandmarkResults:
         """Run the landmark model on M ROIs of any of the frames, in one batch."""
@@ -208,7 +261,7 @@ class PoseEstimator:
 
     def process_static(self, frames: Sequence[Any]) -> list[list[Pose]]:
         """Static-image mode: detect on every frame, then estimate every detection, no tracking."""
-        detections = self.detect(frames)
+        detections = self.detect_people(frames)
         index = [b for b, d in enumerate(detections) for _ in range(len(d.rois))]
         rois = np.concatenate([d.rois for d in detections]) if index else np.zeros((0, 5), np.float32)
         scores = np.concatenate([d.scores for d in detections]) if index else np.zeros((0,), np.float32)
@@ -225,8 +278,42 @@ class PoseEstimator:
                         world_landmarks=results.world[m],
                     )
                 )
+        if self.settings.windowed:
+            limit = self.settings.max_poses
+            poses = [_distinct(p, f.shape[1], f.shape[0], limit) for p, f in zip(poses, frames, strict=True)]
         return poses
 
     def new_tracker(self, *, smooth: bool = True) -> PoseTracker:
         """A tracker for one stream with this estimator's thresholds."""
         return PoseTracker(max_poses=self.settings.max_poses, smooth=smooth, min_presence=self.settings.min_presence)
+
+
+def _frame_detections(dets: Any, sizes: Any) -> list[FrameDetections]:
+    """NMS output (B, K, ...) in frame coordinates to detector ROIs per frame, on the host."""
+    rois = alignment_roi(dets.keypoints[..., 0, :], dets.keypoints[..., 1, :], sizes[:, None, :])
+    rois_h, scores_h, valid_h = _host(rois), _host(dets.scores), _host(dets.valid)
+    return [
+        FrameDetections(rois=rois_h[b][valid_h[b]].astype(np.float32), scores=scores_h[b][valid_h[b]])
+        for b in range(rois_h.shape[0])
+    ]
+
+
+def _distinct(poses: list[Pose], width: int, height: int, limit: int) -> list[Pose]:
+    """Drop poses that are another view of an earlier (higher-scoring) pose; keep at most `limit`."""
+    if len(poses) < 2:
+        return poses[:limit]
+    points = np.asarray([[(lm.x * width, lm.y * height) for lm in p.landmarks] for p in poses], dtype=np.float32)
+    kept: list[int] = []
+    for i in range(len(poses)):
+        if not kept or not bool(np.any(duplicate_poses(points[i][None], points[kept]))):
+            kept.append(i)
+    return [poses[i] for i in kept[:limit]]
+
+
+def _distinct_rois(found: FrameDetections) -> FrameDetections:
+    """Drop detector ROIs centred on a better one's person (a second NMS cluster of one person)."""
+    kept: list[int] = []
+    for i, roi in enumerate(found.rois):
+        if not any(same_person_roi(roi, found.rois[j]) for j in kept):
+            kept.append(i)
+    return FrameDetections(rois=found.rois[kept], scores=found.scores[kept])

@@ -12,6 +12,7 @@ like the CPU Runner. Guarded module: it imports pyds through nvds; import it laz
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -356,7 +357,9 @@ def build_deepstream_runner(cfg: AppConfig) -> DeepStreamRunner:
             tensor_meta_pool_size=cfg.deepstream.tensor_meta_pool_size,
         ),
     )
-    base = PoseEstimator(NvinferDetector(), TensorRTEngine(landmark_plan), estimator_settings(cfg), CudaCropper())
+    # nvinfer runs the whole-frame detector only: no detector windows on this graph.
+    settings = dataclasses.replace(estimator_settings(cfg), windows=None)
+    base = PoseEstimator(NvinferDetector(), TensorRTEngine(landmark_plan), settings, CudaCropper())
     estimator = NvinferEstimator(base)
     metrics = Metrics(camera_ids)
     if cfg.outputs.metrics_port is not None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blazestream.estimator import PoseEstimator
+from blazestream.estimator import FrameDetections, PoseEstimator
 from blazestream.outputs.base import FrameResult
 from blazestream.pipeline.frames import Frame
 from blazestream.pose.tracking import PoseTracker, RoiRequest
@@ -39,11 +39,15 @@ class PoseStage:
         max_poses: dict[str, int] | None = None,
         smooth: bool = True,
         keep_images: bool = False,
+        redetect_frames: int | None = 10,
+        redetect_s: float | None = None,
     ) -> None:
         self.estimator = estimator
         self.max_poses = max_poses or {}
         self.smooth = smooth
         self.keep_images = keep_images
+        self.redetect_frames = redetect_frames
+        self.redetect_s = redetect_s
         self._streams: dict[str, _Stream] = {}
 
     def _stream(self, frame: Frame) -> _Stream:
@@ -54,21 +58,32 @@ class PoseStage:
                 max_poses=self.max_poses.get(frame.camera_id, self.estimator.settings.max_poses),
                 smooth=self.smooth,
                 min_presence=self.estimator.settings.min_presence,
+                redetect_frames=self.redetect_frames,
+                redetect_s=self.redetect_s,
             )
             stream = _Stream(tracker, frame.generation, frame.pts)
             self._streams[frame.camera_id] = stream
         return stream
 
-    def process(self, frames: Sequence[Frame]) -> list[FrameResult]:
+    def process(
+        self, frames: Sequence[Frame], detections: Sequence[FrameDetections] | None = None
+    ) -> list[FrameResult]:
+        """Poses for a batch of frames. `detections` (one per frame), when given, replaces the detector
+        (DeepStream runs it in nvinfer); otherwise the estimator detects, windowed if configured."""
         streams = [self._stream(f) for f in frames]
+        for stream, frame in zip(streams, frames, strict=True):
+            stream.tracker.begin_frame(self._timestamp_ns(stream, frame))
         images = [f.image for f in frames]
         requests: list[tuple[int, RoiRequest]] = [
             (i, req) for i, s in enumerate(streams) for req in s.tracker.tracked()
         ]
         to_detect = [i for i, s in enumerate(streams) if s.tracker.needs_detection]
         if to_detect:
-            detections = self.estimator.detect([images[i] for i in to_detect])
-            for i, det in zip(to_detect, detections, strict=True):
+            if detections is not None:
+                found = [detections[i] for i in to_detect]
+            else:
+                found = self.estimator.detect_people([images[i] for i in to_detect])
+            for i, det in zip(to_detect, found, strict=True):
                 requests += [(i, req) for req in streams[i].tracker.seed(det.rois, [float(s) for s in det.scores])]
         rois = np.stack([req.roi for _, req in requests]) if requests else np.zeros((0, 5), np.float32)
         results = self.estimator.estimate(images, [i for i, _ in requests], rois)
@@ -87,6 +102,8 @@ class PoseStage:
             )
             if pose is not None:
                 poses[i].append(pose)
+        for i, frame in enumerate(frames):
+            poses[i] = streams[i].tracker.resolve(poses[i], (frame.image.shape[1], frame.image.shape[0]))
         return [
             FrameResult(
                 stream=f.camera_id,
