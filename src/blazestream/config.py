@@ -42,7 +42,7 @@ class CameraConfig(_Strict):
 class DetectionConfig(_Strict):
     """Finding several people (only used when max_poses > 1): detector windows and re-detection schedule."""
 
-    window_scales: list[Annotated[float, Field(gt=0.0, le=1.0)]] = [1.0]
+    window_scales: list[Annotated[float, Field(gt=0.0, le=1.0)]] = [1.0, 0.5]
     """Square windows of this fraction of the frame's short side, besides the whole frame; [] = whole frame."""
     window_overlap: Annotated[float, Field(ge=0.0, le=0.9)] = 0.5
     edge_tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.25

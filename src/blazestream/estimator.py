@@ -28,6 +28,8 @@ from blazestream.pose.landmarks import (
 )
 from blazestream.pose.landmarks import remove_letterbox as remove_landmark_letterbox
 from blazestream.pose.roi import alignment_roi, full_image_roi, pad_roi, roi_to_pixels
+from blazestream.pose.segmentation import crop_to_frame, instance_mask, mask_probabilities
+from blazestream.pose.skeleton import NUM_LANDMARKS
 from blazestream.pose.tracking import PoseTracker, duplicate_poses, same_person_roi
 from blazestream.pose.types import Pose
 from blazestream.pose.windows import WindowSpec, frame_windows, group_by_frame, window_rois, windows_to_frame
@@ -35,6 +37,7 @@ from blazestream.pose.windows import WindowSpec, frame_windows, group_by_frame, 
 Frame = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float32]
 
+SEGMENTATION_OUTPUT = "segmentation"
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
 
@@ -161,6 +164,8 @@ class LandmarkResults:
     landmarks: FloatArray
     world: FloatArray
     presence: FloatArray
+    segmentation: FloatArray | None = None
+    """(M, 256, 256) mask probabilities in crop pixels, when the engine has the segmentation head."""
 
 
 def _host(x: Any) -> Any:
@@ -257,31 +262,60 @@ class PoseEstimator:
         lms = project_landmarks(lms, rois_x)
         world = project_world(out["world_landmarks"], rois_x)
         presence = xp.reshape(out["pose_flag"], (-1,))
-        return LandmarkResults(_host(lms), _host(world), _host(presence))
+        segmentation = out.get(SEGMENTATION_OUTPUT)
+        masks = None if segmentation is None else _host(mask_probabilities(segmentation))
+        return LandmarkResults(_host(lms), _host(world), _host(presence), masks)
 
     def process_static(self, frames: Sequence[Any]) -> list[list[Pose]]:
         """Static-image mode: detect on every frame, then estimate every detection, no tracking."""
+        return self.process_static_segmented(frames)[0]
+
+    def process_static_segmented(
+        self, frames: Sequence[Any]
+    ) -> tuple[list[list[Pose]], list[npt.NDArray[np.uint8] | None]]:
+        """process_static, plus each frame's instance mask (pixel = pose index + 1) when the landmark
+        engine has the segmentation head (else None per frame)."""
         detections = self.detect_people(frames)
         index = [b for b, d in enumerate(detections) for _ in range(len(d.rois))]
         rois = np.concatenate([d.rois for d in detections]) if index else np.zeros((0, 5), np.float32)
         scores = np.concatenate([d.scores for d in detections]) if index else np.zeros((0,), np.float32)
         results = self.estimate(frames, index, rois)
-        poses: list[list[Pose]] = [[] for _ in frames]
+        rows: list[list[int]] = [[] for _ in frames]
         for m, b in enumerate(index):
             if results.presence[m] > self.settings.min_presence:
-                poses[b].append(
-                    Pose.from_rows(
-                        score=float(scores[m]),
-                        presence=float(results.presence[m]),
-                        roi=rois[m],
-                        landmarks=results.landmarks[m],
-                        world_landmarks=results.world[m],
-                    )
-                )
+                rows[b].append(m)
         if self.settings.windowed:
             limit = self.settings.max_poses
-            poses = [_distinct(p, f.shape[1], f.shape[0], limit) for p, f in zip(poses, frames, strict=True)]
-        return poses
+            rows = [
+                [r[k] for k in _distinct(results.landmarks[r], f.shape[1], f.shape[0], limit)]
+                for r, f in zip(rows, frames, strict=True)
+            ]
+        poses = [
+            [
+                Pose.from_rows(
+                    score=float(scores[m]),
+                    presence=float(results.presence[m]),
+                    roi=rois[m],
+                    landmarks=results.landmarks[m],
+                    world_landmarks=results.world[m],
+                )
+                for m in r
+            ]
+            for r in rows
+        ]
+        masks = [self.instance_mask(results, r, rois[r], f) for r, f in zip(rows, frames, strict=True)]
+        return poses, masks
+
+    @staticmethod
+    def instance_mask(
+        results: LandmarkResults, rows: Sequence[int], rois: FloatArray, frame: Any
+    ) -> npt.NDArray[np.uint8] | None:
+        """One frame's instance mask from the segmentation of result rows `rows` (pose k = value k + 1)."""
+        if results.segmentation is None:
+            return None
+        size = (int(frame.shape[1]), int(frame.shape[0]))
+        probabilities = results.segmentation[np.asarray(rows, dtype=np.int64)]
+        return instance_mask(probabilities, crop_to_frame(rois, size, LANDMARK_SIZE), size)
 
     def new_tracker(self, *, smooth: bool = True) -> PoseTracker:
         """A tracker for one stream with this estimator's thresholds."""
@@ -298,16 +332,14 @@ def _frame_detections(dets: Any, sizes: Any) -> list[FrameDetections]:
     ]
 
 
-def _distinct(poses: list[Pose], width: int, height: int, limit: int) -> list[Pose]:
-    """Drop poses that are another view of an earlier (higher-scoring) pose; keep at most `limit`."""
-    if len(poses) < 2:
-        return poses[:limit]
-    points = np.asarray([[(lm.x * width, lm.y * height) for lm in p.landmarks] for p in poses], dtype=np.float32)
+def _distinct(landmarks: FloatArray, width: int, height: int, limit: int) -> list[int]:
+    """Rows of (N, 39, 5) image landmarks (best first) that are not another view of an earlier pose."""
+    points = landmarks[:, :NUM_LANDMARKS, :2] * np.asarray([width, height], dtype=np.float32)
     kept: list[int] = []
-    for i in range(len(poses)):
+    for i in range(len(points)):
         if not kept or not bool(np.any(duplicate_poses(points[i][None], points[kept]))):
             kept.append(i)
-    return [poses[i] for i in kept[:limit]]
+    return kept[:limit]
 
 
 def _distinct_rois(found: FrameDetections) -> FrameDetections:

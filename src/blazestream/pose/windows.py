@@ -38,7 +38,7 @@ class WindowSpec:
     edge_tolerance: how far (fraction of the body radius) a body may stick out of an inner window edge.
     """
 
-    scales: tuple[float, ...] = (1.0,)
+    scales: tuple[float, ...] = (1.0, 0.5)
     overlap: float = 0.5
     edge_tolerance: float = 0.25
 
