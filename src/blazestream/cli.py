@@ -125,6 +125,10 @@ def image(
     ] = 7,
     threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0: one per core).")] = 0,
     models_dir: ModelsDir = None,
+    segmentation: Annotated[
+        bool,
+        typer.Option(help="Also write each image's person mask as <name>.mask.png beside the JSON (pixel = pose + 1)."),
+    ] = False,
 ) -> None:
     """Static mode: find the poses in each image on its own and write them as JSON."""
     from blazestream.engines.factory import create_cpu_estimator
@@ -139,7 +143,9 @@ def image(
         heatmap_kernel=heatmap_kernel,
     )
     try:
-        estimator = create_cpu_estimator(_models_dir(models_dir), settings, OrtSettings(intra_op_threads=threads))
+        estimator = create_cpu_estimator(
+            _models_dir(models_dir), settings, OrtSettings(intra_op_threads=threads), segmentation=segmentation
+        )
     except BlazestreamError as exc:
         raise _fail(exc) from exc
     show = len(images) > 3 and sys.stderr.isatty()
@@ -152,7 +158,10 @@ def image(
         disable=not show,
     ) as progress:
         task = progress.add_task("images", total=len(images))
-        report = process_images(images, estimator, annotate_dir=annotate, on_done=lambda _: progress.advance(task))
+        mask_dir = (Path(".") if json_out == "-" else Path(json_out).parent) if segmentation else None
+        report = process_images(
+            images, estimator, annotate_dir=annotate, on_done=lambda _: progress.advance(task), mask_dir=mask_dir
+        )
     write_json(report.document, json_out)
     found = sum(len(e["poses"]) for e in report.document["images"])
     err.print(f"{len(images)} image(s), {found} pose(s), {report.failed} failed")
@@ -196,6 +205,9 @@ def run(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     max_poses: Annotated[int | None, typer.Option(help="Poses per camera (default 1, as MediaPipe).")] = None,
     models_dir: ModelsDir = None,
+    segmentation: Annotated[
+        bool | None, typer.Option("--segmentation", help="Person masks (drawn in the annotated video).")
+    ] = None,
 ) -> None:
     """Run the streaming graph on cameras and files until they end, --duration, or SIGINT/SIGTERM."""
     from blazestream.backends import resolve_backend
@@ -226,8 +238,13 @@ def run(
         overrides["outputs"] = outputs
     if duration is not None:
         overrides["duration_s"] = duration
+    pose: dict[str, object] = {}
     if max_poses is not None:
-        overrides["pose"] = {"max_poses": max_poses}
+        pose["max_poses"] = max_poses
+    if segmentation:
+        pose["segmentation"] = True
+    if pose:
+        overrides["pose"] = pose
     try:
         cfg = load_config(config, overrides)
         if not cfg.cameras:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from blazestream.estimator import FrameDetections, PoseEstimator
 from blazestream.outputs.base import FrameResult
@@ -88,6 +89,7 @@ class PoseStage:
         rois = np.stack([req.roi for _, req in requests]) if requests else np.zeros((0, 5), np.float32)
         results = self.estimator.estimate(images, [i for i, _ in requests], rois)
         poses: list[list[Pose]] = [[] for _ in frames]
+        row_of: dict[tuple[int, int | None], int] = {}
         for m, (i, req) in enumerate(requests):
             frame = frames[i]
             height, width = frame.image.shape[:2]
@@ -102,8 +104,18 @@ class PoseStage:
             )
             if pose is not None:
                 poses[i].append(pose)
+                row_of[i, pose.track_id] = m
         for i, frame in enumerate(frames):
-            poses[i] = streams[i].tracker.resolve(poses[i], (frame.image.shape[1], frame.image.shape[0]))
+            kept = streams[i].tracker.resolve(poses[i], (frame.image.shape[1], frame.image.shape[0]))
+            poses[i] = sorted(kept, key=lambda pose: pose.track_id or 0)
+        masks: list[npt.NDArray[np.uint8] | None] = [None] * len(frames)
+        if self.keep_images and results.segmentation is not None:
+            masks = [
+                self.estimator.instance_mask(
+                    results, rows := [row_of[i, p.track_id] for p in poses[i]], rois[rows], frames[i].image
+                )
+                for i in range(len(frames))
+            ]
         return [
             FrameResult(
                 stream=f.camera_id,
@@ -111,11 +123,12 @@ class PoseStage:
                 pts=f.pts,
                 width=f.image.shape[1],
                 height=f.image.shape[0],
-                poses=tuple(sorted(p, key=lambda pose: pose.track_id or 0)),
+                poses=tuple(p),
                 image=f.image if self.keep_images else None,
                 arrived=f.arrived,
+                mask=mask,
             )
-            for f, p in zip(frames, poses, strict=True)
+            for f, p, mask in zip(frames, poses, masks, strict=True)
         ]
 
     @staticmethod

@@ -45,7 +45,7 @@ def _result(res: Any) -> dict[str, Any] | None:
 def run_static(args: argparse.Namespace) -> dict[str, Any]:
     import cv2
 
-    results = []
+    results: list[dict[str, Any]] = []
     with _pose(args, static=True) as pose:
         for path in args.images:
             bgr = cv2.imread(path, cv2.IMREAD_COLOR)
