@@ -130,3 +130,26 @@ def photo_scenes() -> dict[str, tuple[Image, list[tuple[Image, Panel]]]]:
         pairs = list(zip(images, panels, strict=True))
         out[name] = (compose((width, height), pairs), pairs)
     return out
+
+
+def overlap_scene(
+    person_mask: npt.NDArray[np.bool_], person_x: tuple[float, float]
+) -> tuple[Image, list[tuple[Image, Panel]]]:
+    """Two people overlapping by a third of their width: the photo, and its mirror image's person (cut out
+    with `person_mask`, the photo's person mask) pasted over it to the right.
+
+    person_x is the photo's person's landmark extent (xmin, xmax) in pixels; the references are the
+    photo and its mirror image, each on its own.
+    """
+    base = photo()
+    height, width = base.shape[:2]
+    mirror = np.ascontiguousarray(base[:, ::-1])
+    cut = person_mask[:, ::-1]
+    xmin, xmax = person_x
+    person_width = xmax - xmin
+    shift = round(xmax - person_width / 3 - (width - xmax))
+    canvas = np.full((height, width + shift, 3), 40, dtype=np.uint8)
+    canvas[:, :width] = base
+    region = canvas[:, shift : shift + width]
+    region[cut] = mirror[cut]
+    return canvas, [(base, Panel(0, 0, 1.0, False)), (mirror, Panel(shift, 0, 1.0, True))]

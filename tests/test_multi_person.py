@@ -30,7 +30,7 @@ from blazestream.pipeline.stage import PoseStage
 from blazestream.pose.types import Pose
 from blazestream.pose.windows import WindowSpec, frame_windows
 from blazestream.reference import run_worker
-from multi_cases import GRID_PANELS, GRID_SIZE, Panel, grid_frame, photo, photo_scenes, to_composite
+from multi_cases import GRID_PANELS, GRID_SIZE, Panel, grid_frame, overlap_scene, photo, photo_scenes, to_composite
 
 ERROR_BAR = 0.03
 MIN_VISIBILITY = 0.5
@@ -106,14 +106,31 @@ def _reference_person(entry: dict[str, Any], panel: Panel) -> tuple[npt.NDArray[
     return to_composite(lms, panel, (entry["width"], entry["height"])), lms[:, 3] >= MIN_VISIBILITY
 
 
+@pytest.fixture(scope="module")
+def segmenter(models_dir: Path) -> PoseEstimator:
+    return create_cpu_estimator(models_dir, EstimatorSettings(), segmentation=True)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("scene", ["pair", "sizes", "grid"])
-def test_photo_scene_finds_everyone(scene: str, estimator: PoseEstimator, references: dict[str, Any]) -> None:
+@pytest.mark.parametrize("scene", ["pair", "sizes", "grid", "overlap"])
+def test_photo_scene_finds_everyone(
+    scene: str, estimator: PoseEstimator, segmenter: PoseEstimator, references: dict[str, Any]
+) -> None:
     """Still composites: every person found, close to MediaPipe on their own panel, nothing extra."""
-    composite, pairs = photo_scenes()[scene]
+    if scene == "overlap":
+        # The second person is cut out of the mirrored photo with the photo's own person mask.
+        found, masks = segmenter.process_static_segmented([photo()])
+        (person,), mask = found[0], masks[0]
+        assert mask is not None
+        xs = [lm.x * photo().shape[1] for lm in person.landmarks]
+        composite, pairs = overlap_scene(mask == 1, (min(xs), max(xs)))
+        names = ["pair-0", "pair-1"]  # the photo and its mirror image, each alone
+    else:
+        composite, pairs = photo_scenes()[scene]
+        names = [f"{scene}-{k}" for k in range(len(pairs))]
     height, width = composite.shape[:2]
     poses = estimator.process_static([composite])[0]
-    people = [_reference_person(references[f"{scene}-{k}"], panel) for k, (_, panel) in enumerate(pairs)]
+    people = [_reference_person(references[name], panel) for name, (_, panel) in zip(names, pairs, strict=True)]
     errors, spurious = _match(poses, width, height, people)
     assert None not in errors, f"{scene}: found {len(poses)} of {len(people)} people, errors {errors}"
     assert max(e for e in errors if e is not None) <= ERROR_BAR, errors
@@ -184,9 +201,8 @@ def test_grid_clip_landmarks_match_each_panel(tracked_clip: list[tuple[Pose, ...
 
 
 @pytest.mark.slow
-def test_single_person_mask_matches_mediapipe(models_dir: Path, references: dict[str, Any]) -> None:
-    estimator = create_cpu_estimator(models_dir, EstimatorSettings(), segmentation=True)
-    poses, masks = estimator.process_static_segmented([photo()])
+def test_single_person_mask_matches_mediapipe(segmenter: PoseEstimator, references: dict[str, Any]) -> None:
+    poses, masks = segmenter.process_static_segmented([photo()])
     assert len(poses[0]) == 1
     assert masks[0] is not None
     ours = masks[0] == 1
