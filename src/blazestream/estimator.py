@@ -287,7 +287,9 @@ class PoseEstimator:
         if self.settings.windowed:
             limit = self.settings.max_poses
             rows = [
-                [r[k] for k in _distinct(results.landmarks[r], f.shape[1], f.shape[0], limit)]
+                sorted(
+                    r[k] for k in _distinct(results.landmarks[r], results.presence[r], f.shape[1], f.shape[0], limit)
+                )
                 for r, f in zip(rows, frames, strict=True)
             ]
         poses = [
@@ -332,14 +334,18 @@ def _frame_detections(dets: Any, sizes: Any) -> list[FrameDetections]:
     ]
 
 
-def _distinct(landmarks: FloatArray, width: int, height: int, limit: int) -> list[int]:
-    """Rows of (N, 39, 5) image landmarks (best first) that are not another view of an earlier pose."""
+def _distinct(landmarks: FloatArray, presence: FloatArray, width: int, height: int, limit: int) -> list[int]:
+    """Rows of (N, 39, 5) image landmarks that are not another view of a pose with a higher pose flag.
+
+    Of two views of one person the surer one stays (a crop holding two people gives a mixed-up pose
+    with a lower flag); at most `limit`, taken by detector order (best first).
+    """
     points = landmarks[:, :NUM_LANDMARKS, :2] * np.asarray([width, height], dtype=np.float32)
     kept: list[int] = []
-    for i in range(len(points)):
+    for i in sorted(range(len(points)), key=lambda k: (-float(presence[k]), k)):
         if not kept or not bool(np.any(duplicate_poses(points[i][None], points[kept]))):
             kept.append(i)
-    return kept[:limit]
+    return sorted(kept)[:limit]
 
 
 def _distinct_rois(found: FrameDetections) -> FrameDetections:

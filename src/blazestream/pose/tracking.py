@@ -45,13 +45,23 @@ MERGE_DISTANCE = 0.08
 the larger pose's landmark box diagonal (two people overlapping by a third of their width: ~0.2)."""
 
 
+HEAD_MERGE_DISTANCE = 0.05
+"""...or when their face and shoulders (landmarks 0-12) coincide this closely: a crop holding two people
+can give a pose with one person's head and the other's legs, whose head is then the other pose's head.
+Two people's faces are at least a head's width apart (~0.1 of the diagonal)."""
+
+_HEAD = slice(0, 13)
+
+
 def duplicate_poses(a: FloatArray, b: FloatArray) -> npt.NDArray[np.bool_]:
     """(N, M) whether pose a[n] and b[m] are the same person: landmark pixels a (N, 33, 2), b (M, 33, 2)."""
     dist = np.linalg.norm(a[:, None] - b[None, :], axis=-1)  # (N, M, 33)
     diag_a = np.linalg.norm(a.max(axis=1) - a.min(axis=1), axis=-1)
     diag_b = np.linalg.norm(b.max(axis=1) - b.min(axis=1), axis=-1)
     scale = np.maximum(diag_a[:, None], diag_b[None, :])
-    return np.asarray(np.median(dist, axis=-1) < MERGE_DISTANCE * scale)
+    whole = np.median(dist, axis=-1) < MERGE_DISTANCE * scale
+    head = np.median(dist[..., _HEAD], axis=-1) < HEAD_MERGE_DISTANCE * scale
+    return np.asarray(whole | head)
 
 
 def same_person_roi(roi: FloatArray, tracked: FloatArray) -> bool:
