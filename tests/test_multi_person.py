@@ -27,6 +27,7 @@ from blazestream.engines.factory import create_cpu_estimator
 from blazestream.estimator import EstimatorSettings, PoseEstimator
 from blazestream.pipeline.frames import Frame
 from blazestream.pipeline.stage import PoseStage
+from blazestream.pose.tracking import PoseTracker, duplicate_poses
 from blazestream.pose.types import Pose
 from blazestream.pose.windows import WindowSpec, frame_windows
 from blazestream.reference import run_worker
@@ -265,3 +266,58 @@ def test_bad_multi_person_settings_exit_2_naming_the_key(tmp_path: Path, yaml_te
     )
     assert done.returncode == 2, done.stderr
     assert key in done.stderr, done.stderr
+
+
+def _pose_at(track_id: int, dx: float) -> Pose:
+    """A synthetic upright pose shifted right by dx (normalized), with a track id."""
+    rows = np.zeros((33, 5), np.float32)
+    rows[:, 0] = 0.3 + dx + np.linspace(0.0, 0.1, 33)
+    rows[:, 1] = np.linspace(0.1, 0.9, 33)
+    rows[:, 3:] = 1.0
+    return Pose.from_rows(
+        score=0.9,
+        presence=1.0,
+        roi=[0.4, 0.5, 0.5, 0.5, 0.0],
+        landmarks=rows,
+        world_landmarks=np.zeros((33, 3)),
+        track_id=track_id,
+    )
+
+
+def test_tracker_redetects_on_schedule_while_people_are_missing() -> None:
+    tracker = PoseTracker(max_poses=2, redetect_frames=3)
+    tracker.begin_frame(0)
+    assert tracker.needs_detection
+    roi = np.array([0.3, 0.5, 0.2, 0.3, 0.0], np.float32)
+    assert len(tracker.seed(roi[None], [0.9])) == 1
+    due = []
+    for frame in range(1, 5):
+        tracker.begin_frame(frame)
+        due.append(tracker.needs_detection)
+    assert due == [False, False, True, True]
+    # The tracked person's own detection is dropped; someone beside them starts a track.
+    beside = np.array([0.6, 0.5, 0.2, 0.3, 0.0], np.float32)
+    same = roi + np.array([0.01, 0.0, 0.0, 0.0, 0.0], np.float32)
+    started = tracker.seed(np.stack([same, beside]), [0.9, 0.8])
+    assert [r.roi[0] for r in started] == [pytest.approx(0.6)]
+    tracker.begin_frame(5)
+    assert not tracker.needs_detection  # full: no detector
+
+
+def test_converged_tracks_merge_into_the_older_id() -> None:
+    tracker = PoseTracker(max_poses=3)
+    rois = np.array([[0.2, 0.5, 0.2, 0.3, 0.0], [0.5, 0.5, 0.2, 0.3, 0.0], [0.8, 0.5, 0.2, 0.3, 0.0]], np.float32)
+    ids = [r.track_id for r in tracker.seed(rois, [0.9, 0.8, 0.7])]
+    poses = [_pose_at(ids[0], 0.0), _pose_at(ids[1], 0.001), _pose_at(ids[2], 0.3)]
+    kept = tracker.resolve(poses, (640, 480))
+    assert [p.track_id for p in kept] == [ids[0], ids[2]]
+    assert [r.track_id for r in tracker.tracked()] == [ids[0], ids[2]]
+    assert tracker.needs_detection  # one track fewer: look again next frame
+
+
+def test_duplicate_poses_tell_neighbours_apart() -> None:
+    a = np.stack([np.linspace(100, 140, 33), np.linspace(50, 350, 33)], axis=-1).astype(np.float32)
+    beside = a + np.array([100.0, 0.0], np.float32)  # a third of a 300 px person's height away
+    jitter = a + np.float32(3.0)
+    result = duplicate_poses(a[None], np.stack([beside, jitter]))
+    assert result.tolist() == [[False, True]]
