@@ -321,3 +321,13 @@ def test_duplicate_poses_tell_neighbours_apart() -> None:
     jitter = a + np.float32(3.0)
     result = duplicate_poses(a[None], np.stack([beside, jitter]))
     assert result.tolist() == [[False, True]]
+
+
+def test_image_refuses_a_nonsense_window_scale(tmp_path: Path) -> None:
+    env = {**os.environ, "BLAZESTREAM_MODELS": str(tmp_path / "no-models")}
+    args = ["image", "x.jpg", "--json", "-", "--max-poses", "2", "--window-scale", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "blazestream", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--window-scale" in done.stderr

@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from blazestream import __version__
 from blazestream.errors import BlazestreamError, ConfigError
+
+if TYPE_CHECKING:
+    from blazestream.pose.windows import WindowSpec
 
 app = typer.Typer(
     name="blazestream",
@@ -129,6 +132,14 @@ def image(
         bool,
         typer.Option(help="Also write each image's person mask as <name>.mask.png beside the JSON (pixel = pose + 1)."),
     ] = False,
+    window_scale: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="With --max-poses > 1: detector windows of this fraction of the short side (repeat; default 1.0 "
+            "and 0.5; 0 = whole frame only).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Static mode: find the poses in each image on its own and write them as JSON."""
     from blazestream.engines.factory import create_cpu_estimator
@@ -136,11 +147,16 @@ def image(
     from blazestream.estimator import EstimatorSettings
     from blazestream.image_job import process_images, write_json
 
+    try:
+        windows = _window_spec(window_scale)
+    except ValueError as exc:
+        raise _fail(ConfigError(f"--window-scale: {exc}")) from exc
     settings = EstimatorSettings(
         min_detection_confidence=min_detection_confidence,
         min_presence=min_presence,
         max_poses=max_poses,
         heatmap_kernel=heatmap_kernel,
+        windows=windows,
     )
     try:
         estimator = create_cpu_estimator(
@@ -167,6 +183,15 @@ def image(
     err.print(f"{len(images)} image(s), {found} pose(s), {report.failed} failed")
     if report.failed:
         raise typer.Exit(1)
+
+
+def _window_spec(scales: list[float] | None) -> WindowSpec:
+    """`--window-scale` values as detector windows: none given = the defaults, 0 = the whole frame only."""
+    from blazestream.pose.windows import WindowSpec
+
+    if not scales:
+        return WindowSpec()
+    return WindowSpec(scales=tuple(s for s in scales if s != 0.0))
 
 
 def _camera_overrides(sources: list[str]) -> list[dict[str, str]]:
