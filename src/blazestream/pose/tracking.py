@@ -82,6 +82,8 @@ class Track:
     """The ROI (5,) to crop on the next frame."""
     score: float
     smoother: PoseSmoother
+    frames: int = 0
+    """Frames this track has produced a pose on."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,7 @@ class PoseTracker:
     def resolve(self, poses: list[Pose], image_size: tuple[int, int]) -> list[Pose]:
         """Merge tracks that converged onto one person this frame: the older id (smaller) stays.
 
-        Returns the poses of the surviving tracks; the dropped track ends and the detector runs next frame.
+        Returns the poses of the surviving tracks; the dropped track ends.
         """
         tracked = [p for p in poses if p.track_id is not None]
         if len(tracked) < 2:
@@ -183,8 +185,8 @@ class PoseTracker:
                     track = self._tracks.get(other)
                     if track is not None:
                         del self._tracks[other]
-        if dropped:
-            self._lost = True
+        # No extra detector run for the freed slot: the schedule looks again soon enough, and a forced run
+        # would repeat every frame where a detection keeps re-seeding a person who is already tracked.
         return [p for p in poses if p.track_id not in dropped]
 
     def update(
@@ -214,6 +216,7 @@ class PoseTracker:
         pose_lms, aux, world = track.smoother(pose_lms, aux, world, image_size=image_size, timestamp_ns=timestamp_ns)
         size = np.asarray(image_size, dtype=np.float32)
         track.roi = alignment_roi(aux[0, 0:2], aux[1, 0:2], size).astype(np.float32)
+        track.frames += 1
         if self.static:
             del self._tracks[track_id]
         return Pose.from_rows(
@@ -228,7 +231,11 @@ class PoseTracker:
     def _drop(self, track: Track) -> None:
         track.smoother.reset_on_loss()
         del self._tracks[track.track_id]
-        self._lost = True
+        # A lost person is looked for on the next frame (MediaPipe). With several people, a detection the
+        # estimator rejects on its first frame is not a lost person: re-detecting at once would repeat
+        # every frame while that detection stays; the schedule looks again.
+        if self.max_poses == 1 or track.frames > 0:
+            self._lost = True
 
     def _new_smoother(self) -> PoseSmoother:
         if self.max_poses == 1 and not self.static:
