@@ -158,7 +158,7 @@ def test_no_spurious_pose_on_empty_or_single_person_frames(estimator: PoseEstima
 @pytest.fixture(scope="module")
 def tracked_clip(estimator: PoseEstimator) -> list[tuple[Pose, ...]]:
     """The 2x2 grid clip (four people, mirrored, time-offset, 320x240 each) tracked with max_poses 4."""
-    stage = PoseStage(estimator, redetect_frames=10)
+    stage = PoseStage(estimator, redetect_frames=5)
     out = []
     for i in range(CLIP_FRAMES):
         composite, _ = grid_frame(i)

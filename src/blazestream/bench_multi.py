@@ -88,7 +88,7 @@ def _median_ms(run: Any, items: Sequence[Any]) -> float:
 
 
 def run_multi_person(
-    estimator: PoseEstimator, source: Path, *, frames: int = 150, redetect_frames: int | None = 10
+    estimator: PoseEstimator, source: Path, *, frames: int = 150, redetect_frames: int | None = 5
 ) -> MultiPersonReport:
     """Track the grid with the estimator's settings (max_poses should be >= 4) and time the detector."""
     images = grid_frames(source, frames)

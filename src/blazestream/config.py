@@ -46,7 +46,7 @@ class DetectionConfig(_Strict):
     """Square windows of this fraction of the frame's short side, besides the whole frame; [] = whole frame."""
     window_overlap: Annotated[float, Field(ge=0.0, le=0.9)] = 0.5
     edge_tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.25
-    redetect_frames: Annotated[int, Field(ge=1, le=100_000)] | None = 10
+    redetect_frames: Annotated[int, Field(ge=1, le=100_000)] | None = 5
     redetect_s: Annotated[float, Field(gt=0.0, le=3600.0)] | None = None
 
     @field_validator("window_scales")

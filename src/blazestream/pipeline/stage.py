@@ -40,7 +40,7 @@ class PoseStage:
         max_poses: dict[str, int] | None = None,
         smooth: bool = True,
         keep_images: bool = False,
-        redetect_frames: int | None = 10,
+        redetect_frames: int | None = 5,
         redetect_s: float | None = None,
     ) -> None:
         self.estimator = estimator

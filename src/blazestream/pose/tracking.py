@@ -103,7 +103,7 @@ class PoseTracker:
     static: bool = False
     smooth: bool = True
     min_presence: float = 0.5
-    redetect_frames: int | None = 10
+    redetect_frames: int | None = 5
     """max_poses > 1: run the detector at least every this many frames while people are missing."""
     redetect_s: float | None = None
     """max_poses > 1: ... or when this many seconds have passed since the last detection."""
