@@ -84,3 +84,26 @@ def test_one_euro_runs_on_array_api_strict(scale: float) -> None:
         got = a.apply(xps.asarray(row), (i + 1) * 33_333_000, scale)
         want = b.apply(row, (i + 1) * 33_333_000, scale)
         np.testing.assert_allclose(_np(got), want, rtol=1e-6)
+
+
+def test_windowed_detection_runs_on_array_api_strict() -> None:
+    """Windows mapped to frame coordinates and grouped per frame, strict and NumPy alike."""
+    from blazestream.pose.windows import WindowSpec, frame_windows, group_by_frame, windows_to_frame
+
+    rng = np.random.default_rng(5)
+    windows = frame_windows(640, 360, WindowSpec(scales=(1.0,), overlap=0.5))
+    count = len(windows)
+    boxes = rng.normal(0, 20, (count, 2254, 12)).astype(np.float32)
+    boxes[..., 2:4] = rng.uniform(5, 60, (count, 2254, 2))
+    scores = rng.normal(-2, 3, (count, 2254, 1)).astype(np.float32)
+    sizes = np.tile(np.array([[640, 360]], np.float32), (count, 1))
+    anchors = generate_anchors()
+    out = []
+    for xp in (xps, np):
+        dets = decode_detections(xp.asarray(boxes), xp.asarray(scores), xp.asarray(anchors))
+        dets = windows_to_frame(dets, xp.asarray(windows), xp.asarray(sizes), edge_tolerance=0.25)
+        grouped = weighted_nms(group_by_frame(dets, [0] * count, 1), max_detections=3)
+        out.append(grouped)
+    np.testing.assert_allclose(_np(out[0].keypoints), np.asarray(out[1].keypoints), rtol=1e-5, atol=1e-6)
+    assert _np(out[0].valid).tolist() == np.asarray(out[1].valid).tolist()
+    assert np.asarray(out[1].valid).any()

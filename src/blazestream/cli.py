@@ -23,6 +23,7 @@ from blazestream.uris import RedactingFilter, redact_text
 
 if TYPE_CHECKING:
     from blazestream.config import AppConfig
+    from blazestream.pose.windows import WindowSpec
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 _verbose = False
@@ -181,6 +182,18 @@ def image(
     ] = 7,
     threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0: one per core).")] = 0,
     models_dir: ModelsDir = None,
+    segmentation: Annotated[
+        bool,
+        typer.Option(help="Also write each image's person mask as <name>.mask.png beside the JSON (pixel = pose + 1)."),
+    ] = False,
+    window_scale: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="With --max-poses > 1: detector windows of this fraction of the short side (repeat; default 1.0 "
+            "and 0.5; 0 = whole frame only).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Static mode: find the poses in each image on its own and write them as JSON."""
     from blazestream.config import check_output_file
@@ -191,14 +204,21 @@ def image(
 
     check_output_file("--json", json_out)
 
+    try:
+        windows = _window_spec(window_scale)
+    except ValueError as exc:
+        raise ConfigError(f"--window-scale: {exc}") from exc
     settings = EstimatorSettings(
         min_detection_confidence=min_detection_confidence,
         min_presence=min_presence,
         max_poses=max_poses,
         heatmap_kernel=heatmap_kernel,
+        windows=windows,
     )
     try:
-        estimator = create_cpu_estimator(_models_dir(models_dir), settings, OrtSettings(intra_op_threads=threads))
+        estimator = create_cpu_estimator(
+            _models_dir(models_dir), settings, OrtSettings(intra_op_threads=threads), segmentation=segmentation
+        )
     except BlazestreamError as exc:
         raise _fail(exc) from exc
     show = len(images) > 3 and sys.stderr.isatty()
@@ -211,8 +231,11 @@ def image(
         disable=not show,
     ) as progress:
         task = progress.add_task("images", total=len(images))
+        mask_dir = (Path(".") if json_out == "-" else Path(json_out).parent) if segmentation else None
         try:
-            report = process_images(images, estimator, annotate_dir=annotate, on_done=lambda _: progress.advance(task))
+            report = process_images(
+                images, estimator, annotate_dir=annotate, on_done=lambda _: progress.advance(task), mask_dir=mask_dir
+            )
         finally:
             estimator.close()
     write_json(report.document, json_out)
@@ -220,6 +243,15 @@ def image(
     err.print(f"{len(images)} image(s), {found} pose(s), {report.failed} failed")
     if report.failed:
         raise typer.Exit(1)
+
+
+def _window_spec(scales: list[float] | None) -> WindowSpec:
+    """`--window-scale` values as detector windows: none given = the defaults, 0 = the whole frame only."""
+    from blazestream.pose.windows import WindowSpec
+
+    if not scales:
+        return WindowSpec()
+    return WindowSpec(scales=tuple(s for s in scales if s != 0.0))
 
 
 def _camera_overrides(sources: list[str]) -> list[dict[str, str]]:
@@ -277,6 +309,9 @@ def run(
     api_address: Annotated[
         str | None, typer.Option(help="API listen address (default 127.0.0.1; others need a token).")
     ] = None,
+    segmentation: Annotated[
+        bool | None, typer.Option("--segmentation", help="Person masks (drawn in the annotated video).")
+    ] = None,
 ) -> None:
     """Run the streaming graph on cameras and files until they end, --duration, or SIGINT/SIGTERM."""
     from blazestream.backends import resolve_backend
@@ -309,8 +344,13 @@ def run(
         overrides["outputs"] = outputs
     if duration is not None:
         overrides["duration_s"] = duration
+    pose: dict[str, object] = {}
     if max_poses is not None:
-        overrides["pose"] = {"max_poses": max_poses}
+        pose["max_poses"] = max_poses
+    if segmentation:
+        pose["segmentation"] = True
+    if pose:
+        overrides["pose"] = pose
     api: dict[str, object] = {"port": api_port} if api_port is not None else {}
     if api_address is not None:
         api["address"] = api_address
@@ -396,6 +436,12 @@ def bench(
         bool, typer.Option("--models", help="Instead: ms per image of each model, ONNX Runtime vs MediaPipe's.")
     ] = False,
     models_dir: ModelsDir = None,
+    multi_person: Annotated[
+        bool,
+        typer.Option(
+            "--multi-person", help="Instead: 4 people per frame (2x2 grid of the source): poses/s and window cost."
+        ),
+    ] = False,
 ) -> None:
     """Frames/s of the graph on N copies of a video, next to MediaPipe's best on this machine."""
     from blazestream.backends import resolve_backend
@@ -418,6 +464,9 @@ def bench(
         if json_out is not None:
             json_out.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
         return
+    if multi_person:
+        _bench_multi_person(source, config, models_dir, json_out)
+        return
     try:
         path = source or _default_bench_source()
         if not path.is_file():
@@ -434,6 +483,32 @@ def bench(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report.to_json(), indent=1) + "\n")
+
+
+def _bench_multi_person(
+    source: Path | None, config: Path | None, models_dir: Path | None, json_out: Path | None
+) -> None:
+    """`bench --multi-person`: the pose stage on a 2x2 grid of the source with max_poses 4 (at least)."""
+    from blazestream.bench_multi import print_multi_person, run_multi_person
+    from blazestream.config import load_config
+    from blazestream.pipeline.graph import create_estimator
+
+    try:
+        path = source or _default_bench_source()
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such video file")
+        base = load_config(config, {"engine": {"models_dir": models_dir}} if models_dir else {})
+        pose = base.pose.model_copy(update={"max_poses": max(4, base.pose.max_poses)})
+        cfg = base.model_copy(update={"pose": pose, "cameras": []})
+        report = run_multi_person(
+            create_estimator(cfg, "cpu"), path, redetect_frames=cfg.pose.detection.redetect_frames
+        )
+    except BlazestreamError as exc:
+        raise _fail(exc) from exc
+    print_multi_person(report, err)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({**asdict(report), "window_cost_ms": report.window_cost_ms}, indent=1) + "\n")
 
 
 def _print_summary(summary: object) -> None:

@@ -75,6 +75,32 @@ class CameraConfig(_Strict):
         return value
 
 
+class DetectionConfig(_Strict):
+    """Finding several people (only used when max_poses > 1): detector windows and re-detection schedule."""
+
+    window_scales: list[Annotated[float, Field(gt=0.0, le=1.0)]] = [1.0, 0.5]
+    """Square windows of this fraction of the frame's short side, besides the whole frame; [] = whole frame."""
+    window_overlap: Annotated[float, Field(ge=0.0, le=0.9)] = 0.5
+    edge_tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.25
+    redetect_frames: Annotated[int, Field(ge=1, le=100_000)] | None = 5
+    redetect_s: Annotated[float, Field(gt=0.0, le=3600.0)] | None = None
+
+    @field_validator("window_scales")
+    @classmethod
+    def _few_scales(cls, value: list[float]) -> list[float]:
+        if len(value) > 4:
+            raise ValueError("at most 4 window scales (each adds a grid of windows to every detector run)")
+        if len(set(value)) != len(value):
+            raise ValueError(f"window scales repeat: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _some_schedule(self) -> DetectionConfig:
+        if self.redetect_frames is None and self.redetect_s is None:
+            raise ValueError("redetect_frames and redetect_s are both null: newcomers would never be found")
+        return self
+
+
 class PoseConfig(_Strict):
     """MediaPipe's knobs; the defaults are `mp.solutions.pose.Pose`'s."""
 
@@ -84,6 +110,7 @@ class PoseConfig(_Strict):
     smooth: bool = True
     heatmap_kernel: Literal[7, 9] = 7
     segmentation: bool = False
+    detection: DetectionConfig = DetectionConfig()
 
 
 class BatchConfig(_Strict):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,11 +28,16 @@ from blazestream.pose.landmarks import (
 )
 from blazestream.pose.landmarks import remove_letterbox as remove_landmark_letterbox
 from blazestream.pose.roi import alignment_roi, full_image_roi, pad_roi, roi_to_pixels
+from blazestream.pose.segmentation import crop_to_frame, instance_mask, mask_probabilities
+from blazestream.pose.skeleton import NUM_LANDMARKS
+from blazestream.pose.tracking import duplicate_poses, same_person_roi
 from blazestream.pose.types import Pose
+from blazestream.pose.windows import WindowSpec, frame_windows, group_by_frame, window_rois, windows_to_frame
 
 Frame = npt.NDArray[np.uint8]
 FloatArray = npt.NDArray[np.float32]
 
+SEGMENTATION_OUTPUT = "segmentation"
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
 
@@ -46,6 +51,13 @@ class EstimatorSettings:
     """Pose-flag threshold, MediaPipe's min_tracking_confidence (strict >)."""
     max_poses: int = 1
     heatmap_kernel: int = HEATMAP_KERNEL_SIZE
+    windows: WindowSpec | None = field(default_factory=WindowSpec)
+    """Detector windows besides the whole frame, used only when max_poses > 1 (None: whole frame only)."""
+
+    @property
+    def windowed(self) -> bool:
+        """Windowed detection is on: several people asked for and windows configured."""
+        return self.max_poses > 1 and self.windows is not None
 
 
 class Cropper(Protocol):
@@ -57,6 +69,10 @@ class Cropper(Protocol):
 
     def landmark_input(self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any) -> tuple[Any, Any]:
         """(M, 3, 256, 256) rotated crops in [0, 1] for normalized ROIs (M, 5); and the padding (M, 4)."""
+        ...
+
+    def detector_windows_input(self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any) -> tuple[Any, Any]:
+        """(M, 3, 224, 224) detector inputs of upright window ROIs (M, 5), letterboxed; and the padding (M, 4)."""
         ...
 
 
@@ -121,6 +137,17 @@ class CpuCropper:
         )
         return tensor, padding
 
+    def detector_windows_input(
+        self, frames: Sequence[Frame], frame_index: Sequence[int], rois: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Detector inputs (M, 3, 224, 224) for upright window ROIs (M, 5), letterboxed like detector_input."""
+        sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
+        padded, padding = pad_roi(roi_to_pixels(rois, sizes), tensor_width=DETECTOR_SIZE, tensor_height=DETECTOR_SIZE)
+        tensor = self._crop_all(
+            frames, frame_index, padded, size=DETECTOR_SIZE, border="zero", scale=2.0 / 255.0, offset=-1.0
+        )
+        return tensor, padding
+
 
 @dataclass(frozen=True)
 class FrameDetections:
@@ -137,6 +164,8 @@ class LandmarkResults:
     landmarks: FloatArray
     world: FloatArray
     presence: FloatArray
+    segmentation: FloatArray | None = None
+    """(M, 256, 256) mask probabilities in crop pixels, when the engine has the segmentation head."""
 
 
 def _host(x: Any) -> Any:
@@ -170,11 +199,14 @@ class PoseEstimator:
         """Run the detector on every frame in one batch; up to max_poses ROIs per frame."""
         if not frames:
             return []
+        tensor, padding = self.cropper.detector_input(frames)
+        out = infer_in_chunks(self._detector(), tensor, array_namespace(tensor).concat)
+        return self.decode_detector(out["boxes"], out["scores"], padding, frame_sizes(frames))
+
+    def _detector(self) -> Engine:
         if self.detector is None:
             raise RuntimeError("this estimator has no detector: its caller passes the detections (DeepStream)")
-        tensor, padding = self.cropper.detector_input(frames)
-        out = infer_in_chunks(self.detector, tensor, array_namespace(tensor).concat)
-        return self.decode_detector(out["boxes"], out["scores"], padding, frame_sizes(frames))
+        return self.detector
 
     def decode_detector(self, boxes: Any, scores: Any, padding: Any, sizes: FloatArray) -> list[FrameDetections]:
         """Detector tensors (B, 2254, 12) and (B, 2254, 1), wherever they live, to ROIs per frame.
@@ -187,13 +219,43 @@ class PoseEstimator:
         dets = decode_detections(boxes, scores, anchors, min_score=self.settings.min_detection_confidence)
         dets = weighted_nms(dets, max_detections=self.settings.max_poses)
         dets = remove_letterbox(dets, xp.asarray(padding))
-        sizes = xp.asarray(sizes)[:, None, :]
-        rois = alignment_roi(dets.keypoints[..., 0, :], dets.keypoints[..., 1, :], sizes)
-        rois_h, scores_h, valid_h = _host(rois), _host(dets.scores), _host(dets.valid)
-        return [
-            FrameDetections(rois=rois_h[b][valid_h[b]].astype(np.float32), scores=scores_h[b][valid_h[b]])
-            for b in range(rois_h.shape[0])
-        ]
+        return _frame_detections(dets, xp.asarray(sizes))
+
+    @property
+    def candidates(self) -> int:
+        """Detector clusters kept per frame when windowed: twice max_poses, since some are people already
+        tracked or a second view of one person, which tracking and the duplicate check drop."""
+        return 2 * self.settings.max_poses
+
+    def detect_windows(self, frames: Sequence[Any]) -> list[FrameDetections]:
+        """The detector on each whole frame plus its windows (settings.windows), all in one batch.
+
+        Every window's detections are mapped to frame coordinates and each frame's are merged by one
+        weighted NMS; up to `candidates` ROIs per frame, best first.
+        """
+        spec = self.settings.windows
+        if not frames:
+            return []
+        if spec is None:
+            return self.detect(frames)
+        sizes = frame_sizes(frames)
+        per_frame = [frame_windows(int(w), int(h), spec) for w, h in sizes]
+        owner = [b for b, wins in enumerate(per_frame) for _ in range(len(wins))]
+        windows = np.concatenate(per_frame)
+        tensor, padding = self.cropper.detector_windows_input(frames, owner, window_rois(windows))
+        out = infer_in_chunks(self._detector(), tensor, array_namespace(tensor).concat)
+        xp = array_namespace(out["boxes"])
+        dets = decode_detections(
+            out["boxes"], out["scores"], xp.asarray(self._anchors), min_score=self.settings.min_detection_confidence
+        )
+        dets = remove_letterbox(dets, xp.asarray(padding))
+        dets = windows_to_frame(dets, xp.asarray(windows), xp.asarray(sizes[owner]), edge_tolerance=spec.edge_tolerance)
+        dets = weighted_nms(group_by_frame(dets, owner, len(frames)), max_detections=self.candidates)
+        return [_distinct_rois(found) for found in _frame_detections(dets, xp.asarray(sizes))]
+
+    def detect_people(self, frames: Sequence[Any]) -> list[FrameDetections]:
+        """Windowed detection when settings.windowed, else MediaPipe's whole-frame detector."""
+        return self.detect_windows(frames) if self.settings.windowed else self.detect(frames)
 
     def estimate(self, frames: Sequence[Any], frame_index: Sequence[int], rois: FloatArray) -> LandmarkResults:
         """Run the landmark model on M ROIs of any of the frames, in one batch."""
@@ -210,28 +272,62 @@ class PoseEstimator:
         lms = project_landmarks(lms, rois_x)
         world = project_world(out["world_landmarks"], rois_x)
         presence = xp.reshape(out["pose_flag"], (-1,))
-        return LandmarkResults(_host(lms), _host(world), _host(presence))
+        segmentation = out.get(SEGMENTATION_OUTPUT)
+        masks = None if segmentation is None else _host(mask_probabilities(segmentation))
+        return LandmarkResults(_host(lms), _host(world), _host(presence), masks)
 
     def process_static(self, frames: Sequence[Any]) -> list[list[Pose]]:
         """Static-image mode: detect on every frame, then estimate every detection, no tracking."""
-        detections = self.detect(frames)
+        return self.process_static_segmented(frames)[0]
+
+    def process_static_segmented(
+        self, frames: Sequence[Any]
+    ) -> tuple[list[list[Pose]], list[npt.NDArray[np.uint8] | None]]:
+        """process_static, plus each frame's instance mask (pixel = pose index + 1) when the landmark
+        engine has the segmentation head (else None per frame)."""
+        detections = self.detect_people(frames)
         index = [b for b, d in enumerate(detections) for _ in range(len(d.rois))]
         rois = np.concatenate([d.rois for d in detections]) if index else np.zeros((0, 5), np.float32)
         scores = np.concatenate([d.scores for d in detections]) if index else np.zeros((0,), np.float32)
         results = self.estimate(frames, index, rois)
-        poses: list[list[Pose]] = [[] for _ in frames]
+        rows: list[list[int]] = [[] for _ in frames]
         for m, b in enumerate(index):
             if results.presence[m] > self.settings.min_presence:
-                poses[b].append(
-                    Pose.from_rows(
-                        score=float(scores[m]),
-                        presence=float(results.presence[m]),
-                        roi=rois[m],
-                        landmarks=results.landmarks[m],
-                        world_landmarks=results.world[m],
-                    )
+                rows[b].append(m)
+        if self.settings.windowed:
+            limit = self.settings.max_poses
+            rows = [
+                sorted(
+                    r[k] for k in _distinct(results.landmarks[r], results.presence[r], f.shape[1], f.shape[0], limit)
                 )
-        return poses
+                for r, f in zip(rows, frames, strict=True)
+            ]
+        poses = [
+            [
+                Pose.from_rows(
+                    score=float(scores[m]),
+                    presence=float(results.presence[m]),
+                    roi=rois[m],
+                    landmarks=results.landmarks[m],
+                    world_landmarks=results.world[m],
+                )
+                for m in r
+            ]
+            for r in rows
+        ]
+        masks = [self.instance_mask(results, r, rois[r], f) for r, f in zip(rows, frames, strict=True)]
+        return poses, masks
+
+    @staticmethod
+    def instance_mask(
+        results: LandmarkResults, rows: Sequence[int], rois: FloatArray, frame: Any
+    ) -> npt.NDArray[np.uint8] | None:
+        """One frame's instance mask from the segmentation of result rows `rows` (pose k = value k + 1)."""
+        if results.segmentation is None:
+            return None
+        size = (int(frame.shape[1]), int(frame.shape[0]))
+        probabilities = results.segmentation[np.asarray(rows, dtype=np.int64)]
+        return instance_mask(probabilities, crop_to_frame(rois, size, LANDMARK_SIZE), size)
 
     def close(self) -> None:
         """Release the engines (thread pools, GPU contexts); once, by whoever made the estimator."""
@@ -241,3 +337,36 @@ class PoseEstimator:
         for engine in (self.detector, self.landmarker):
             if engine is not None:
                 engine.close()
+
+
+def _frame_detections(dets: Any, sizes: Any) -> list[FrameDetections]:
+    """NMS output (B, K, ...) in frame coordinates to detector ROIs per frame, on the host."""
+    rois = alignment_roi(dets.keypoints[..., 0, :], dets.keypoints[..., 1, :], sizes[:, None, :])
+    rois_h, scores_h, valid_h = _host(rois), _host(dets.scores), _host(dets.valid)
+    return [
+        FrameDetections(rois=rois_h[b][valid_h[b]].astype(np.float32), scores=scores_h[b][valid_h[b]])
+        for b in range(rois_h.shape[0])
+    ]
+
+
+def _distinct(landmarks: FloatArray, presence: FloatArray, width: int, height: int, limit: int) -> list[int]:
+    """Rows of (N, 39, 5) image landmarks that are not another view of a pose with a higher pose flag.
+
+    Of two views of one person the surer one stays (a crop holding two people gives a mixed-up pose
+    with a lower flag); at most `limit`, taken by detector order (best first).
+    """
+    points = landmarks[:, :NUM_LANDMARKS, :2] * np.asarray([width, height], dtype=np.float32)
+    kept: list[int] = []
+    for i in sorted(range(len(points)), key=lambda k: (-float(presence[k]), k)):
+        if not kept or not bool(np.any(duplicate_poses(points[i][None], points[kept]))):
+            kept.append(i)
+    return sorted(kept)[:limit]
+
+
+def _distinct_rois(found: FrameDetections) -> FrameDetections:
+    """Drop detector ROIs centred on a better one's person (a second NMS cluster of one person)."""
+    kept: list[int] = []
+    for i, roi in enumerate(found.rois):
+        if not any(same_person_roi(roi, found.rois[j]) for j in kept):
+            kept.append(i)
+    return FrameDetections(rois=found.rois[kept], scores=found.scores[kept])

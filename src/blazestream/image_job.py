@@ -34,13 +34,21 @@ def process_images(
     *,
     annotate_dir: Path | None = None,
     on_done: Callable[[Path], None] | None = None,
+    mask_dir: Path | None = None,
 ) -> ImageReport:
-    """Run each image on its own; unreadable ones get an `error` entry and the rest go on."""
+    """Run each image on its own; unreadable ones get an `error` entry and the rest go on.
+
+    With `mask_dir` (needs an estimator with the segmentation head) each image's instance mask is written
+    there as `<name>.mask.png` (pixel = pose index + 1, 0 = nobody) and its path goes in the entry's "mask".
+    """
     entries: list[dict[str, Any]] = []
     failed = 0
     used_names: set[str] = set()
+    used_masks: set[str] = set()
     if annotate_dir is not None:
         annotate_dir.mkdir(parents=True, exist_ok=True)
+    if mask_dir is not None:
+        mask_dir.mkdir(parents=True, exist_ok=True)
     for path in paths:
         entry: dict[str, Any] = {"path": str(path), "width": None, "height": None, "error": None, "poses": []}
         try:
@@ -51,11 +59,19 @@ def process_images(
             log.error("%s", exc)
         else:
             height, width = frame.shape[:2]
-            poses = estimator.process_static([frame])[0]
+            found, masks = estimator.process_static_segmented([frame])
+            poses, mask = found[0], masks[0]
             entry.update(width=width, height=height, poses=[p.to_json(width, height) for p in poses])
+            if mask_dir is not None:
+                if mask is None:
+                    raise ValueError("masks asked for, but the estimator has no segmentation head")
+                mask_path = mask_dir / _unique_png_name(path, used_masks, suffix=".mask.png")
+                if not cv2.imwrite(str(mask_path), mask):
+                    raise OSError(f"could not write {mask_path}")
+                entry["mask"] = str(mask_path)
             if annotate_dir is not None:
                 out = annotate_dir / _unique_png_name(path, used_names)
-                drawn = draw_poses(frame.copy(), poses)
+                drawn = draw_poses(frame.copy(), poses, mask=mask)
                 if not cv2.imwrite(str(out), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)):
                     raise OSError(f"could not write {out}")
         entries.append(entry)
@@ -64,12 +80,12 @@ def process_images(
     return ImageReport(document={"images": entries}, failed=failed)
 
 
-def _unique_png_name(path: Path, used: set[str]) -> str:
+def _unique_png_name(path: Path, used: set[str], suffix: str = ".png") -> str:
     """`photo.png` for photo.jpg; `photo-2.png` when another input already used that name."""
-    name = f"{path.stem}.png"
+    name = f"{path.stem}{suffix}"
     counter = 2
     while name in used:
-        name = f"{path.stem}-{counter}.png"
+        name = f"{path.stem}-{counter}{suffix}"
         counter += 1
     used.add(name)
     return name

@@ -95,6 +95,28 @@ class CudaCropper:
         )
         return tensor, padding.astype(np.float32)
 
+    def detector_windows_input(
+        self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any
+    ) -> tuple[ndarray, npt.NDArray[np.float32]]:
+        """Detector inputs for window ROIs (windowed multi-person detection), one launch for all."""
+        index = np.asarray(frame_index, dtype=np.int64)
+        sizes = frame_sizes(frames)[index]
+        padded, padding = pad_roi(
+            roi_to_pixels(np.asarray(rois, dtype=np.float32), sizes),
+            tensor_width=DETECTOR_SIZE,
+            tensor_height=DETECTOR_SIZE,
+        )
+        tensor = self.crop(
+            frames,
+            index,
+            crop_affine(padded, out_width=DETECTOR_SIZE, out_height=DETECTOR_SIZE),
+            size=DETECTOR_SIZE,
+            border=BORDER_CONSTANT,
+            scale=2.0 / 255.0,
+            offset=-1.0,
+        )
+        return tensor, padding.astype(np.float32)
+
     def crop(
         self,
         frames: Sequence[Any],

@@ -30,6 +30,8 @@ class FrameResult:
     """The RGB frame, kept only when an output draws on it (video, RTSP)."""
     arrived: float
     """time.monotonic() when the frame left its decoder: the start of the end-to-end latency."""
+    mask: npt.NDArray[np.uint8] | None = None
+    """Instance mask (pixel = index of the pose in `poses` + 1), kept with `image` when segmentation is on."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON Lines record (a contract other tools read)."""

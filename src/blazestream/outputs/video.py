@@ -128,7 +128,7 @@ class Tiler:
         else:
             shrink = fit_w < image.shape[1]
             cv2.resize(image, (fit_w, fit_h), dst=cell, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        draw_poses(cell, result.poses)
+        draw_poses(cell, result.poses, mask=result.mask)
 
     def compose(self, fps_of: Callable[[str], float] | None = None) -> Frame:
         """The width x height RGB canvas: each camera's latest frame, its id and (if given) its rate.

@@ -12,6 +12,7 @@ like the CPU Runner. Guarded module: it imports pyds through nvds; import it laz
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -431,8 +432,10 @@ def build_deepstream_runner(cfg: AppConfig) -> DeepStreamRunner:
     )
     cp = load_cupy()
     with cp.cuda.Device(gpu_id):
-        # nvinfer runs the detector: this estimator has none, the probe hands the stage its detections.
-        estimator = PoseEstimator(None, TensorRTEngine(landmark_plan), estimator_settings(cfg), CudaCropper())
+        # nvinfer runs the whole-frame detector (no detector windows on this graph): this estimator has
+        # no detector of its own, the probe hands the stage its detections.
+        settings = dataclasses.replace(estimator_settings(cfg), windows=None)
+        estimator = PoseEstimator(None, TensorRTEngine(landmark_plan), settings, CudaCropper())
     metrics = Metrics(camera_ids)
     if cfg.outputs.metrics_port is not None:
         metrics.serve(cfg.outputs.metrics_port, cfg.outputs.metrics_address)

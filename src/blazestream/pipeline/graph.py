@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from blazestream.config import AppConfig
+from blazestream.config import AppConfig, DetectionConfig
 from blazestream.engines.onnxruntime import OrtSettings
 from blazestream.estimator import EstimatorSettings, PoseEstimator
 from blazestream.outputs.base import ResultSink
@@ -13,6 +13,7 @@ from blazestream.outputs.metrics import Metrics
 from blazestream.pipeline.runner import Runner
 from blazestream.pipeline.spec import SourceSpec, parse_source_uri
 from blazestream.pipeline.stage import PoseStage
+from blazestream.pose.windows import WindowSpec
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,16 @@ def estimator_settings(cfg: AppConfig) -> EstimatorSettings:
         min_presence=cfg.pose.min_presence,
         max_poses=max([cfg.pose.max_poses, *per_camera]),
         heatmap_kernel=cfg.pose.heatmap_kernel,
+        windows=window_spec(cfg.pose.detection),
+    )
+
+
+def window_spec(detection: DetectionConfig) -> WindowSpec:
+    """The detector windows of the configuration."""
+    return WindowSpec(
+        scales=tuple(detection.window_scales),
+        overlap=detection.window_overlap,
+        edge_tolerance=detection.edge_tolerance,
     )
 
 
@@ -127,5 +138,7 @@ def build_cpu_runner(
         max_poses={c.id: c.max_poses for c in cfg.cameras if c.max_poses},
         smooth=cfg.pose.smooth,
         keep_images=any(type(s).__name__ == "AnnotatedVideoSink" or getattr(s, "needs_images", False) for s in sinks),
+        redetect_frames=cfg.pose.detection.redetect_frames,
+        redetect_s=cfg.pose.detection.redetect_s,
     )
     return Runner(cfg, sources, stage, sinks, metrics, dynamic=dynamic)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from blazestream.estimator import FrameDetections, PoseEstimator
 from blazestream.outputs.base import FrameResult
@@ -39,11 +40,15 @@ class PoseStage:
         max_poses: dict[str, int] | None = None,
         smooth: bool = True,
         keep_images: bool = False,
+        redetect_frames: int | None = 5,
+        redetect_s: float | None = None,
     ) -> None:
         self.estimator = estimator
         self.max_poses = max_poses or {}
         self.smooth = smooth
         self.keep_images = keep_images
+        self.redetect_frames = redetect_frames
+        self.redetect_s = redetect_s
         self._streams: dict[str, _Stream] = {}
 
     def add_camera(self, camera_id: str, max_poses: int | None = None) -> None:
@@ -67,6 +72,8 @@ class PoseStage:
                 max_poses=self.max_poses.get(frame.camera_id, self.estimator.settings.max_poses),
                 smooth=self.smooth,
                 min_presence=self.estimator.settings.min_presence,
+                redetect_frames=self.redetect_frames,
+                redetect_s=self.redetect_s,
             )
             stream = _Stream(tracker, frame.generation, frame.pts)
             self._streams[frame.camera_id] = stream
@@ -75,27 +82,29 @@ class PoseStage:
     def process(
         self, frames: Sequence[Frame], detections: Sequence[FrameDetections] | None = None
     ) -> list[FrameResult]:
-        """Poses for a batch; `detections` (one per frame) when the detector already ran elsewhere
-        (DeepStream's nvinfer), else the estimator's detector runs on the frames that need it."""
+        """Poses for a batch of frames. `detections` (one per frame), when given, replaces the detector
+        (DeepStream runs it in nvinfer); otherwise the estimator detects, windowed if configured."""
         if detections is not None and len(detections) != len(frames):
             raise ValueError(f"{len(detections)} detections for {len(frames)} frames")
         streams = [self._stream(f) for f in frames]
+        for stream, frame in zip(streams, frames, strict=True):
+            stream.tracker.begin_frame(self._timestamp_ns(stream, frame))
         images = [f.image for f in frames]
         requests: list[tuple[int, RoiRequest]] = [
             (i, req) for i, s in enumerate(streams) for req in s.tracker.tracked()
         ]
         to_detect = [i for i, s in enumerate(streams) if s.tracker.needs_detection]
         if to_detect:
-            found = (
-                [detections[i] for i in to_detect]
-                if detections is not None
-                else self.estimator.detect([images[i] for i in to_detect])
-            )
+            if detections is not None:
+                found = [detections[i] for i in to_detect]
+            else:
+                found = self.estimator.detect_people([images[i] for i in to_detect])
             for i, det in zip(to_detect, found, strict=True):
                 requests += [(i, req) for req in streams[i].tracker.seed(det.rois, [float(s) for s in det.scores])]
         rois = np.stack([req.roi for _, req in requests]) if requests else np.zeros((0, 5), np.float32)
         results = self.estimator.estimate(images, [i for i, _ in requests], rois)
         poses: list[list[Pose]] = [[] for _ in frames]
+        row_of: dict[tuple[int, int | None], int] = {}
         for m, (i, req) in enumerate(requests):
             frame = frames[i]
             height, width = frame.image.shape[:2]
@@ -110,6 +119,18 @@ class PoseStage:
             )
             if pose is not None:
                 poses[i].append(pose)
+                row_of[i, pose.track_id] = m
+        for i, frame in enumerate(frames):
+            kept = streams[i].tracker.resolve(poses[i], (frame.image.shape[1], frame.image.shape[0]))
+            poses[i] = sorted(kept, key=lambda pose: pose.track_id or 0)
+        masks: list[npt.NDArray[np.uint8] | None] = [None] * len(frames)
+        if self.keep_images and results.segmentation is not None:
+            masks = [
+                self.estimator.instance_mask(
+                    results, rows := [row_of[i, p.track_id] for p in poses[i]], rois[rows], frames[i].image
+                )
+                for i in range(len(frames))
+            ]
         return [
             FrameResult(
                 stream=f.camera_id,
@@ -117,11 +138,12 @@ class PoseStage:
                 pts=f.pts,
                 width=f.image.shape[1],
                 height=f.image.shape[0],
-                poses=tuple(sorted(p, key=lambda pose: pose.track_id or 0)),
+                poses=tuple(p),
                 image=f.image if self.keep_images else None,
                 arrived=f.arrived,
+                mask=mask,
             )
-            for f, p in zip(frames, poses, strict=True)
+            for f, p, mask in zip(frames, poses, masks, strict=True)
         ]
 
     @staticmethod

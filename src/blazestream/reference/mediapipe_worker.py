@@ -1,6 +1,6 @@
 """MediaPipe 0.10.21 Pose as a reference, run by MediaPipe's own interpreter (no blazestream imports).
 
-    python mediapipe_worker.py static --images A.png B.png --out ref.json
+    python mediapipe_worker.py static --images A.png B.png --out ref.json [--segmentation]
     python mediapipe_worker.py video --frames frames.npy --streams 2 --out ref.json [--wait-for-go]
 
 By default the heatmap-refinement options are registered before `Pose()` is built, so the solution
@@ -27,7 +27,7 @@ def _pose(args: argparse.Namespace, *, static: bool) -> Any:
         static_image_mode=static,
         model_complexity=1,
         smooth_landmarks=True,
-        enable_segmentation=False,
+        enable_segmentation=bool(getattr(args, "segmentation", False)),
         min_detection_confidence=args.min_detection_confidence,
         min_tracking_confidence=args.min_tracking_confidence,
     )
@@ -45,7 +45,7 @@ def _result(res: Any) -> dict[str, Any] | None:
 def run_static(args: argparse.Namespace) -> dict[str, Any]:
     import cv2
 
-    results = []
+    results: list[dict[str, Any]] = []
     with _pose(args, static=True) as pose:
         for path in args.images:
             bgr = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -53,8 +53,17 @@ def run_static(args: argparse.Namespace) -> dict[str, Any]:
                 results.append({"path": path, "error": "unreadable"})
                 continue
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            out = _result(pose.process(rgb))
-            results.append({"path": path, "width": rgb.shape[1], "height": rgb.shape[0], "pose": out})
+            res = pose.process(rgb)
+            out = _result(res)
+            entry = {"path": path, "width": rgb.shape[1], "height": rgb.shape[0], "pose": out}
+            if args.segmentation:
+                import numpy as np
+
+                entry["mask"] = None
+                if res.segmentation_mask is not None:
+                    entry["mask"] = f"{args.out}.mask{len(results)}.npy"
+                    np.save(entry["mask"], np.asarray(res.segmentation_mask, dtype=np.float32))
+            results.append(entry)
     return {"mode": "static", "stock": args.stock, "results": results}
 
 
@@ -126,6 +135,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--stock", action="store_true", help="the Python solution as shipped (kernel 9)")
     parser.add_argument("--wait-for-go", action="store_true")
+    parser.add_argument("--segmentation", action="store_true", help="static: also save segmentation_mask (.npy)")
     parser.add_argument("--min-detection-confidence", type=float, default=0.5)
     parser.add_argument("--min-tracking-confidence", type=float, default=0.5)
     args = parser.parse_args()
