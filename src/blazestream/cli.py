@@ -264,7 +264,14 @@ def bench(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON.")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config for engine/pose settings.")] = None,
     backend: Annotated[str, typer.Option(help="auto, cpu, tensorrt (deepstream: use run).")] = "cpu",
-    mediapipe: Annotated[bool, typer.Option(help="Also run MediaPipe's own Pose for the ratio.")] = True,
+    mediapipe: Annotated[
+        bool,
+        typer.Option(
+            "--reference/--no-reference",
+            "--mediapipe/--no-mediapipe",
+            help="Also run MediaPipe's own Pose (the reference, `make reference`) for the ratio.",
+        ),
+    ] = True,
     models: Annotated[
         bool, typer.Option("--models", help="Instead: ms per image of each model, ONNX Runtime vs MediaPipe's.")
     ] = False,
