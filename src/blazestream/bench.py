@@ -1,7 +1,8 @@
 """`blazestream bench`: our graph against MediaPipe's own Pose on N copies of one video, in one run.
 
-Both sides get the same decoded frames (our file branch decodes the file once for MediaPipe, into a
-memory-mapped array). MediaPipe is served as well as it can be on this machine: one process uses about
+Both sides see the same pixels: MediaPipe gets the frames as its users read them (cv2.VideoCapture,
+decoded once into a memory-mapped array), our graph decodes the file itself and converts like
+FFmpeg does (pose.yuv). MediaPipe is served as well as it can be on this machine: one process uses about
 one core, so its trackers are also spread over one process per core; the faster of that and a single
 process is the baseline. Display is off on our side (no video outputs): only the poses are produced.
 """
@@ -25,9 +26,6 @@ from blazestream.config import AppConfig
 from blazestream.engines.onnxruntime import available_cores
 from blazestream.errors import BlazestreamError
 from blazestream.outputs.base import FrameResult
-from blazestream.pipeline.gst import gst, parse_launch
-from blazestream.pipeline.sources import SINK_NAME, source_description
-from blazestream.pipeline.spec import parse_source_uri
 from blazestream.reference import WORKER, mediapipe_python
 
 log = logging.getLogger(__name__)
@@ -94,23 +92,19 @@ class _Collector:
 
 
 def decode_frames(source: Path, target: Path) -> int:
-    """Decode a file with our own file branch into an (N, H, W, 3) uint8 .npy; returns N."""
-    from blazestream.config import SourceConfig
-    from blazestream.pipeline.gst import buffer_to_array
+    """Decode a file as a MediaPipe user does (cv2.VideoCapture, RGB) into an (N, H, W, 3) .npy; returns N."""
+    import cv2
 
-    spec = parse_source_uri(str(source), "decode")
-    pipeline = parse_launch(source_description(spec, SourceConfig()), "bench-decode")
-    sink = pipeline.get_by_name(SINK_NAME)
-    pipeline.set_state(gst().State.PLAYING)
+    capture = cv2.VideoCapture(str(source))
     frames: list[np.ndarray] = []
     try:
         while True:
-            sample = sink.try_pull_sample(5 * 1_000_000_000)
-            if sample is None:
+            ok, bgr = capture.read()
+            if not ok:
                 break
-            frames.append(np.array(buffer_to_array(sample.get_buffer(), sample.get_caps())))
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     finally:
-        pipeline.set_state(gst().State.NULL)
+        capture.release()
     if not frames:
         raise BlazestreamError(f"{source}: no video frame could be decoded; is it a video file?")
     np.save(target, np.stack(frames))

@@ -48,6 +48,8 @@ class PoseConfig(_Strict):
     smooth: bool = True
     heatmap_kernel: Literal[7, 9] = 7
     segmentation: bool = False
+    timestamps: Literal["frames", "pts"] = "frames"
+    """What the smoothing filters see: 33.333 ms per frame as MediaPipe's Python solution, or media time."""
 
 
 class BatchConfig(_Strict):

@@ -30,8 +30,10 @@ from blazestream.pose.landmarks import remove_letterbox as remove_landmark_lette
 from blazestream.pose.roi import alignment_roi, full_image_roi, pad_roi, roi_to_pixels
 from blazestream.pose.tracking import PoseTracker
 from blazestream.pose.types import Pose
+from blazestream.pose.yuv import Yuv420, as_rgb
 
-Frame = npt.NDArray[np.uint8]
+Frame = npt.NDArray[np.uint8] | Yuv420
+"""What the CPU cropper takes: an RGB image or decoded 4:2:0 planes."""
 FloatArray = npt.NDArray[np.float32]
 
 DETECTOR_SIZE = 224
@@ -70,7 +72,8 @@ class CpuCropper:
     """MediaPipe's OpenCV crops: zero border for the detector, replicate border for the estimator.
 
     Crops of one batch are made on `workers` threads at once (OpenCV and NumPy release the GIL), each
-    writing its slice of the model input, so a batch's preprocessing uses every core.
+    writing its slice of the model input, so a batch's preprocessing uses every core. Frames may be
+    `Yuv420` planes: a landmark crop then converts only the rectangle its ROI reads (pose.yuv).
     """
 
     def __init__(self, workers: int = 1) -> None:
@@ -90,7 +93,10 @@ class CpuCropper:
         tensor = np.empty((len(frame_index), 3, size, size), dtype=np.float32)
 
         def one(i: int) -> None:
-            crop = cpu_crop.warp_rois(frames[frame_index[i]], padded[i : i + 1], size=size, border=border)
+            frame = frames[frame_index[i]]
+            roi = padded[i : i + 1]
+            image = frame.region(*cpu_crop.source_box(roi)) if isinstance(frame, Yuv420) else frame
+            crop = cpu_crop.warp_rois(image, roi, size=size, border=border)
             cpu_crop.to_tensor(crop, scale=scale, offset=offset, out=tensor[i : i + 1])
 
         if self._pool is None or len(frame_index) < 2:
@@ -108,7 +114,13 @@ class CpuCropper:
             tensor_height=DETECTOR_SIZE,
         )
         tensor = self._crop_all(
-            frames, range(len(frames)), padded, size=DETECTOR_SIZE, border="zero", scale=2.0 / 255.0, offset=-1.0
+            [as_rgb(f) for f in frames],
+            range(len(frames)),
+            padded,
+            size=DETECTOR_SIZE,
+            border="zero",
+            scale=2.0 / 255.0,
+            offset=-1.0,
         )
         return tensor, padding
 

@@ -74,7 +74,7 @@ class NvinferEstimator(PoseEstimator):
     @contextmanager
     def detections(self, frames: Sequence[Frame], found: Sequence[FrameDetections]) -> Iterator[None]:
         """Make `found` the detector's answer for `frames` while the stage processes them."""
-        self._pending = {id(f.image): d for f, d in zip(frames, found, strict=True)}
+        self._pending = {id(f.pixels): d for f, d in zip(frames, found, strict=True)}
         try:
             yield
         finally:
@@ -139,7 +139,7 @@ class PoseProbe:
                     camera_id=self._camera(info["source_id"]),
                     index=info["frame_num"],
                     pts=info["pts_ns"] / 1e9,
-                    image=cast(Any, images[info["batch_id"]]),
+                    pixels=cast(Any, images[info["batch_id"]]),
                     arrived=arrived,
                     generation=0,
                 )

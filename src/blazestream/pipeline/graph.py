@@ -106,6 +106,7 @@ def build_cpu_runner(
         estimator,
         max_poses={c.id: c.max_poses for c in cfg.cameras if c.max_poses},
         smooth=cfg.pose.smooth,
+        timestamps=cfg.pose.timestamps,
         keep_images=any(type(s).__name__ == "AnnotatedVideoSink" for s in sinks),
     )
     return Runner(cfg, sources, stage, sinks, metrics)

@@ -19,7 +19,8 @@ from blazestream.pose.tracking import PoseTracker, RoiRequest
 from blazestream.pose.types import Pose
 
 FIRST_TIMESTAMP_NS = 33_333_000
-"""Filters see the first frame at 33.333 ms, as MediaPipe's Python solution stamps its first packet."""
+"""Filters see the first frame at 33.333 ms, as MediaPipe's Python solution stamps its first packet,
+and (timestamps="frames") each next frame 33.333 ms later, as it does whatever the video's frame rate."""
 
 
 @dataclass
@@ -27,6 +28,7 @@ class _Stream:
     tracker: PoseTracker
     generation: int
     first_pts: float
+    first_index: int = 0
 
 
 class PoseStage:
@@ -39,10 +41,13 @@ class PoseStage:
         max_poses: dict[str, int] | None = None,
         smooth: bool = True,
         keep_images: bool = False,
+        timestamps: str = "frames",
     ) -> None:
         self.estimator = estimator
         self.max_poses = max_poses or {}
         self.smooth = smooth
+        self.timestamps = timestamps
+        """frames: 33.333 ms per frame (MediaPipe's Python solution, whatever the fps); pts: media time."""
         self.keep_images = keep_images
         self._streams: dict[str, _Stream] = {}
 
@@ -55,13 +60,13 @@ class PoseStage:
                 smooth=self.smooth,
                 min_presence=self.estimator.settings.min_presence,
             )
-            stream = _Stream(tracker, frame.generation, frame.pts)
+            stream = _Stream(tracker, frame.generation, frame.pts, frame.index)
             self._streams[frame.camera_id] = stream
         return stream
 
     def process(self, frames: Sequence[Frame]) -> list[FrameResult]:
         streams = [self._stream(f) for f in frames]
-        images = [f.image for f in frames]
+        images = [f.pixels for f in frames]
         requests: list[tuple[int, RoiRequest]] = [
             (i, req) for i, s in enumerate(streams) for req in s.tracker.tracked()
         ]
@@ -75,7 +80,7 @@ class PoseStage:
         poses: list[list[Pose]] = [[] for _ in frames]
         for m, (i, req) in enumerate(requests):
             frame = frames[i]
-            height, width = frame.image.shape[:2]
+            width, height = frame.size
             pose = streams[i].tracker.update(
                 req.track_id,
                 req.roi,
@@ -92,8 +97,8 @@ class PoseStage:
                 stream=f.camera_id,
                 frame=f.index,
                 pts=f.pts,
-                width=f.image.shape[1],
-                height=f.image.shape[0],
+                width=f.size[0],
+                height=f.size[1],
                 poses=tuple(sorted(p, key=lambda pose: pose.track_id or 0)),
                 image=f.image if self.keep_images else None,
                 arrived=f.arrived,
@@ -101,6 +106,7 @@ class PoseStage:
             for f, p in zip(frames, poses, strict=True)
         ]
 
-    @staticmethod
-    def _timestamp_ns(stream: _Stream, frame: Frame) -> int:
+    def _timestamp_ns(self, stream: _Stream, frame: Frame) -> int:
+        if self.timestamps == "frames":
+            return FIRST_TIMESTAMP_NS * (frame.index - stream.first_index + 1)
         return FIRST_TIMESTAMP_NS + round((frame.pts - stream.first_pts) * 1e9)
