@@ -14,7 +14,7 @@ import pytest
 
 from blazestream.estimator import CpuCropper
 from blazestream.pipeline.frames import Frame
-from blazestream.pose.yuv import Yuv420, yuv420_to_rgb
+from blazestream.pose.yuv import Yuv420, tables_yuv420_to_rgb, yuv420_to_rgb
 from conftest import DATA_DIR
 
 
@@ -66,13 +66,24 @@ def test_planes_convert_exactly_like_cv2(clip_frames: dict[str, Any], name: str)
     assert all(isinstance(f, Yuv420) for f in ours), "the source branch hands over the decoder's planes"
     for index, (planes, rgb) in enumerate(zip(ours, reference, strict=True)):
         assert planes.shape == rgb.shape
-        converted = planes.rgb()
-        diff = np.abs(converted.astype(np.int16) - rgb)
-        assert diff.max() == 0, f"{name} frame {index}: {np.count_nonzero(diff)} values differ (max {diff.max()})"
+        for how, converted in (
+            ("libswscale", planes.rgb()),
+            ("tables", tables_yuv420_to_rgb(planes.y, planes.u, planes.v)),
+        ):
+            diff = np.abs(converted.astype(np.int16) - rgb)
+            assert diff.max() == 0, f"{name} frame {index}, {how}: {np.count_nonzero(diff)} values differ"
 
 
 @pytest.mark.gst
-def test_regions_and_crops_from_planes_equal_the_rgb_path(clip_frames: dict[str, Any]) -> None:
+@pytest.mark.parametrize("libswscale", [True, False])
+def test_regions_and_crops_from_planes_equal_the_rgb_path(
+    clip_frames: dict[str, Any], libswscale: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With libswscale frames convert whole; without, crops convert only what their ROI reads."""
+    from blazestream import swscale
+
+    if not libswscale:
+        monkeypatch.setattr(swscale, "available", lambda: False)
     ours, reference = clip_frames["messi_moves.mp4"]
     planes, rgb = ours[5], reference[5]
     # An odd rectangle: the region is widened to whole chroma samples and exact inside.
@@ -99,14 +110,14 @@ def test_odd_sizes_and_nv12_convert_like_i420() -> None:
     y = rng.integers(0, 256, (7, 9), dtype=np.uint8)
     u = rng.integers(0, 256, (4, 5), dtype=np.uint8)
     v = rng.integers(0, 256, (4, 5), dtype=np.uint8)
-    rgb = yuv420_to_rgb(y, u, v)
+    rgb = tables_yuv420_to_rgb(y, u, v)
     assert rgb.shape == (7, 9, 3)
-    even = yuv420_to_rgb(np.pad(y, ((0, 1), (0, 1)), mode="edge"), u, v)
+    even = tables_yuv420_to_rgb(np.pad(y, ((0, 1), (0, 1)), mode="edge"), u, v)
     assert np.array_equal(rgb, even[:7, :9]), "each chroma sample covers its 2x2 block, clipped at the edge"
     uv = np.stack([u, v], axis=-1).reshape(4, 10)
-    assert np.array_equal(Yuv420.from_nv12(y, uv).rgb(), rgb)
+    assert np.array_equal(Yuv420.from_nv12(y, uv).rgb(), yuv420_to_rgb(y, u, v))
     # Limited range: black and white luma with neutral chroma are 0 and 255.
-    grey = yuv420_to_rgb(
+    grey = tables_yuv420_to_rgb(
         np.array([[16, 235]], np.uint8).repeat(2, 0), np.full((1, 1), 128, np.uint8), np.full((1, 1), 128, np.uint8)
     )
     assert grey[0, 0].tolist() == [0, 0, 0]

@@ -48,6 +48,8 @@ class SideResult:
     """CPU seconds per wall second (2.0 = both cores of a 2-core machine busy)."""
     peak_rss_mb: float
     detail: str = ""
+    cpu_ms_per_frame: dict[str, float] = field(default_factory=dict)
+    """CPU ms per frame by where it went: decode, crop, models, rest (ours only)."""
 
 
 @dataclass
@@ -116,13 +118,17 @@ def _percentile_ms(values: list[float], q: float) -> float:
 
 
 def run_ours(cfg: AppConfig, backend: str, stream0: str) -> tuple[SideResult, _Collector]:
+    from blazestream.cpu_split import CpuSplit
     from blazestream.pipeline.graph import build_cpu_runner, create_estimator
 
     collector = _Collector(stream0)
     runner = build_cpu_runner(cfg, create_estimator(cfg, backend), extra_sinks=[collector])
+    split = CpuSplit()
     cpu0 = time.process_time()
+    split.start()
     summary = runner.run()
     cpu = time.process_time() - cpu0
+    cpu_split = split.stop(collector.frames)
     if summary.failures:
         raise BlazestreamError(f"bench sources failed: {summary.failures}")
     wall = collector.last_write - (collector.first_arrival or collector.last_write)
@@ -136,6 +142,7 @@ def run_ours(cfg: AppConfig, backend: str, stream0: str) -> tuple[SideResult, _C
             latency_p95_ms=_percentile_ms(collector.latencies, 95),
             cpu_cores=cpu / summary.wall_s if summary.wall_s else 0.0,
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            cpu_ms_per_frame=cpu_split.ms_per_frame(),
         ),
         collector,
     )
@@ -269,6 +276,10 @@ def print_report(report: BenchReport, console: Any) -> None:
             side.detail,
         )
     console.print(table)
+    split = report.blazestream.cpu_ms_per_frame
+    if split:
+        parts = ", ".join(f"{name} {ms:.2f}" for name, ms in split.items())
+        console.print(f"blazestream CPU ms per frame: {sum(split.values()):.2f} = {parts}")
     if report.ratio is not None:
         console.print(f"ratio blazestream / best MediaPipe: [bold]{report.ratio:.2f}x[/]")
     if report.agreement:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from array_api_compat import array_namespace
 
+from blazestream.cpu_split import measure
 from blazestream.engines.base import Engine, infer_in_chunks
 from blazestream.pose import crop as cpu_crop
 from blazestream.pose.anchors import generate_anchors
@@ -93,11 +94,12 @@ class CpuCropper:
         tensor = np.empty((len(frame_index), 3, size, size), dtype=np.float32)
 
         def one(i: int) -> None:
-            frame = frames[frame_index[i]]
-            roi = padded[i : i + 1]
-            image = frame.region(*cpu_crop.source_box(roi)) if isinstance(frame, Yuv420) else frame
-            crop = cpu_crop.warp_rois(image, roi, size=size, border=border)
-            cpu_crop.to_tensor(crop, scale=scale, offset=offset, out=tensor[i : i + 1])
+            with measure("crop"):
+                frame = frames[frame_index[i]]
+                roi = padded[i : i + 1]
+                image = frame.region(*cpu_crop.source_box(roi)) if isinstance(frame, Yuv420) else frame
+                crop = cpu_crop.warp_rois(image, roi, size=size, border=border)
+                cpu_crop.to_tensor(crop, scale=scale, offset=offset, out=tensor[i : i + 1])
 
         if self._pool is None or len(frame_index) < 2:
             for i in range(len(frame_index)):
@@ -113,8 +115,10 @@ class CpuCropper:
             tensor_width=DETECTOR_SIZE,
             tensor_height=DETECTOR_SIZE,
         )
+        with measure("crop"):
+            rgb = [as_rgb(f) for f in frames]
         tensor = self._crop_all(
-            [as_rgb(f) for f in frames],
+            rgb,
             range(len(frames)),
             padded,
             size=DETECTOR_SIZE,

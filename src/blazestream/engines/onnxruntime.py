@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from blazestream.cpu_split import measure
 from blazestream.errors import BlazestreamError
 
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
@@ -102,10 +103,16 @@ class OnnxRuntimeEngine:
     def infer(self, batch: Any) -> Mapping[str, Any]:
         data = np.ascontiguousarray(batch, np.float32)
         if self._pool is None or len(data) < self._runs:
-            arrays = self._session.run(list(self._outputs), {self._input: data})
+            with measure("models"):
+                arrays = self._session.run(list(self._outputs), {self._input: data})
             return dict(zip(self._outputs, arrays, strict=True))
         chunks = np.array_split(data, self._runs)
-        parts = list(self._pool.map(lambda chunk: self._single.run(list(self._outputs), {self._input: chunk}), chunks))
+
+        def run(chunk: Any) -> Any:
+            with measure("models"):
+                return self._single.run(list(self._outputs), {self._input: chunk})
+
+        parts = list(self._pool.map(run, chunks))
         return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(self._outputs)}
 
     def close(self) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TextIO
+
+import orjson
 
 from blazestream.outputs.base import FrameResult
 
@@ -27,9 +28,9 @@ class JsonlSink:
     def write(self, results: list[FrameResult]) -> None:
         if self._closed:
             return
-        for result in results:
-            self._out.write(json.dumps(result.to_json(), separators=(",", ":")) + "\n")
-            self._out.flush()
+        lines = b"".join(orjson.dumps(result.to_json(), option=orjson.OPT_APPEND_NEWLINE) for result in results)
+        self._out.write(lines.decode())
+        self._out.flush()
 
     def close(self) -> None:
         if self._closed:
