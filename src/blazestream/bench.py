@@ -53,6 +53,18 @@ class SideResult:
 
 
 @dataclass
+class PrecisionResult:
+    """Our side at one landmark-model precision, and how far its stream 0 is from fp32 and MediaPipe."""
+
+    precision: str
+    side: SideResult
+    ratio: float | None = None
+    vs_mediapipe: dict[str, float] = field(default_factory=dict)
+    vs_fp32: dict[str, float] = field(default_factory=dict)
+    """Stream 0 against our own fp32 run: presence agreement, landmark error / pose diagonal, world cm."""
+
+
+@dataclass
 class BenchReport:
     streams: int
     source: str
@@ -61,6 +73,8 @@ class BenchReport:
     mediapipe: list[SideResult] = field(default_factory=list)
     ratio: float | None = None
     agreement: dict[str, float] = field(default_factory=dict)
+    precisions: list[PrecisionResult] = field(default_factory=list)
+    """One entry per --precision (the first is also `blazestream` / `ratio` / `agreement` above)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +90,7 @@ class _Collector:
         self.last_write = 0.0
         self.frames = 0
         self.stream0_poses: dict[int, np.ndarray | None] = {}
+        self.stream0_world: dict[int, np.ndarray] = {}
 
     def write(self, results: list[FrameResult]) -> None:
         now = time.monotonic()
@@ -87,6 +102,8 @@ class _Collector:
                 self.stream0_poses[r.frame] = (
                     np.array([[lm.x * r.width, lm.y * r.height] for lm in r.poses[0].landmarks]) if r.poses else None
                 )
+                if r.poses:
+                    self.stream0_world[r.frame] = np.array([[w.x, w.y, w.z] for w in r.poses[0].world_landmarks])
         self.last_write = now
 
     def close(self) -> None:
@@ -222,7 +239,32 @@ def agreement(ours: dict[int, np.ndarray | None], reference: list[Any], width: i
     }
 
 
-def run_bench(cfg: AppConfig, *, source: Path, streams: int, backend: str, mediapipe: bool = True) -> BenchReport:
+def against_fp32(ours: _Collector, fp32: _Collector) -> dict[str, float]:
+    """Stream 0 of a reduced-precision run against the fp32 run: presence, landmarks, world landmarks."""
+    frames = sorted(fp32.stream0_poses)
+    same = sum((ours.stream0_poses.get(i) is None) == (fp32.stream0_poses[i] is None) for i in frames)
+    errors, world = [], []
+    for i in frames:
+        a, b = ours.stream0_poses.get(i), fp32.stream0_poses[i]
+        if a is not None and b is not None:
+            errors.append(float(np.linalg.norm(a - b, axis=1).mean()) / float(np.linalg.norm(b.max(0) - b.min(0))))
+            world.append(float(np.linalg.norm(ours.stream0_world[i] - fp32.stream0_world[i], axis=1).mean()))
+    return {
+        "same_presence": same / len(frames) if frames else 0.0,
+        "median_error_of_diagonal": float(np.median(errors)) if errors else float("nan"),
+        "world_mean_cm": float(np.mean(world) * 100.0) if world else float("nan"),
+    }
+
+
+def run_bench(
+    cfg: AppConfig,
+    *,
+    source: Path,
+    streams: int,
+    backend: str,
+    mediapipe: bool = True,
+    precisions: tuple[str, ...] = ("fp32",),
+) -> BenchReport:
     cores = available_cores()
     if mediapipe:
         mediapipe_python()  # missing reference: say so (and how to get it) before minutes of our side
@@ -232,8 +274,20 @@ def run_bench(cfg: AppConfig, *, source: Path, streams: int, backend: str, media
         count = decode_frames(source, frames_path)
         shape = np.load(frames_path, mmap_mode="r").shape
         log.info("%s: %d frames of %dx%d; %d streams; %d cores", source, count, shape[2], shape[1], streams, cores)
-        ours, collector = run_ours(cfg, backend, cfg.cameras[0].id)
+        runs = []
+        for precision in precisions:
+            engine = cfg.engine.model_copy(update={"precision": precision})
+            side, collector = run_ours(cfg.model_copy(update={"engine": engine}), backend, cfg.cameras[0].id)
+            side.name += f" {precision}"
+            runs.append((precision, side, collector))
+        _, ours, collector = runs[0]
         report = BenchReport(streams=streams, source=str(source), cores=cores, blazestream=ours)
+        fp32 = next((c for p, _, c in runs if p == "fp32"), None)
+        for precision, side, run_collector in runs:
+            result = PrecisionResult(precision, side)
+            if fp32 is not None and precision != "fp32":
+                result.vs_fp32 = against_fp32(run_collector, fp32)
+            report.precisions.append(result)
         if mediapipe:
             single, stream0 = run_mediapipe(frames_path, streams, 1, record=True, out_dir=tmp_dir)
             report.mediapipe.append(single)
@@ -244,6 +298,10 @@ def run_bench(cfg: AppConfig, *, source: Path, streams: int, backend: str, media
             report.ratio = ours.fps / best.fps if best.fps else None
             if stream0:
                 report.agreement = agreement(collector.stream0_poses, stream0, shape[2], shape[1])
+            for result, (_, _, run_collector) in zip(report.precisions, runs, strict=True):
+                result.ratio = result.side.fps / best.fps if best.fps else None
+                if stream0:
+                    result.vs_mediapipe = agreement(run_collector.stream0_poses, stream0, shape[2], shape[1])
     return report
 
 
@@ -264,7 +322,7 @@ def print_report(report: BenchReport, console: Any) -> None:
     )
     for column in ("", "frames/s", "frames", "p50 ms", "p95 ms", "CPU (cores)", "peak RSS MB", "note"):
         table.add_column(column)
-    for side in [report.blazestream, *report.mediapipe]:
+    for side in [*(p.side for p in report.precisions), *report.mediapipe]:
         table.add_row(
             side.name,
             f"{side.fps:.1f}",
@@ -276,10 +334,32 @@ def print_report(report: BenchReport, console: Any) -> None:
             side.detail,
         )
     console.print(table)
-    split = report.blazestream.cpu_ms_per_frame
-    if split:
-        parts = ", ".join(f"{name} {ms:.2f}" for name, ms in split.items())
-        console.print(f"blazestream CPU ms per frame: {sum(split.values()):.2f} = {parts}")
+    if len(report.precisions) > 1:
+        table = Table(title="per precision (stream 0 accuracy)")
+        for column in ("precision", "frames/s", "× MediaPipe", "CPU ms/frame", "decode", "crop", "models", "rest"):
+            table.add_column(column)
+        for column in ("vs MediaPipe: presence / median", "vs fp32: presence / median / world"):
+            table.add_column(column)
+        for p in report.precisions:
+            split = p.side.cpu_ms_per_frame
+            mp, fp = p.vs_mediapipe, p.vs_fp32
+            table.add_row(
+                p.precision,
+                f"{p.side.fps:.1f}",
+                f"{p.ratio:.2f}" if p.ratio is not None else "-",
+                f"{sum(split.values()):.2f}",
+                *(f"{split.get(k, 0.0):.2f}" for k in ("decode", "crop", "models", "rest")),
+                f"{mp['same_presence']:.1%} / {mp['median_error_of_diagonal']:.2%}" if mp else "-",
+                f"{fp['same_presence']:.1%} / {fp['median_error_of_diagonal']:.2%} / {fp['world_mean_cm']:.2f} cm"
+                if fp
+                else "-",
+            )
+        console.print(table)
+    for p in report.precisions:
+        split = p.side.cpu_ms_per_frame
+        if split:
+            parts = ", ".join(f"{name} {ms:.2f}" for name, ms in split.items())
+            console.print(f"{p.side.name} CPU ms per frame: {sum(split.values()):.2f} = {parts}")
     if report.ratio is not None:
         console.print(f"ratio blazestream / best MediaPipe: [bold]{report.ratio:.2f}x[/]")
     if report.agreement:

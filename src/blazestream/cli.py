@@ -106,6 +106,15 @@ def models(
         print(path)
 
 
+CpuPrecision = Annotated[
+    str | None,
+    typer.Option(
+        help="Landmark model precision on the CPU: fp32 (exact, default), int8 or bf16 (engine.precision).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def image(
     images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, ...).", show_default=False)],
@@ -125,6 +134,7 @@ def image(
     ] = 7,
     threads: Annotated[int, typer.Option(min=0, help="ONNX Runtime intra-op threads (0: one per core).")] = 0,
     models_dir: ModelsDir = None,
+    precision: CpuPrecision = None,
 ) -> None:
     """Static mode: find the poses in each image on its own and write them as JSON."""
     from blazestream.engines.factory import create_cpu_estimator
@@ -139,7 +149,9 @@ def image(
         heatmap_kernel=heatmap_kernel,
     )
     try:
-        estimator = create_cpu_estimator(_models_dir(models_dir), settings, OrtSettings(intra_op_threads=threads))
+        estimator = create_cpu_estimator(
+            _models_dir(models_dir), settings, OrtSettings(intra_op_threads=threads), precision=precision or "fp32"
+        )
     except BlazestreamError as exc:
         raise _fail(exc) from exc
     show = len(images) > 3 and sys.stderr.isatty()
@@ -196,6 +208,7 @@ def run(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     max_poses: Annotated[int | None, typer.Option(help="Poses per camera (default 1, as MediaPipe).")] = None,
     models_dir: ModelsDir = None,
+    precision: CpuPrecision = None,
 ) -> None:
     """Run the streaming graph on cameras and files until they end, --duration, or SIGINT/SIGTERM."""
     from blazestream.backends import resolve_backend
@@ -209,6 +222,8 @@ def run(
         engine["backend"] = backend
     if models_dir is not None:
         engine["models_dir"] = models_dir
+    if precision is not None:
+        engine["precision"] = precision
     if engine:
         overrides["engine"] = engine
     outputs: dict[str, object] = {}
@@ -276,6 +291,10 @@ def bench(
         bool, typer.Option("--models", help="Instead: ms per image of each model, ONNX Runtime vs MediaPipe's.")
     ] = False,
     models_dir: ModelsDir = None,
+    precision: Annotated[
+        list[str] | None,
+        typer.Option(help="Landmark model precision(s) to run, in turn: fp32 (default), int8, bf16 (repeat)."),
+    ] = None,
 ) -> None:
     """Frames/s of the graph on N copies of a video, next to MediaPipe's best on this machine."""
     from blazestream.backends import resolve_backend
@@ -304,7 +323,15 @@ def bench(
         chosen = resolve_backend(backend)
         if chosen == "deepstream":
             chosen = "tensorrt"
-        report = run_bench(cfg, source=path, streams=streams, backend=chosen, mediapipe=mediapipe)
+        from blazestream.engines.precision import PRECISIONS
+
+        chosen_precisions = tuple(dict.fromkeys(precision or ["fp32"]))
+        unknown = [p for p in chosen_precisions if p not in PRECISIONS]
+        if unknown:
+            raise ConfigError(f"--precision {unknown[0]}: use {', '.join(PRECISIONS)}")
+        report = run_bench(
+            cfg, source=path, streams=streams, backend=chosen, mediapipe=mediapipe, precisions=chosen_precisions
+        )
     except BlazestreamError as exc:
         raise _fail(exc) from exc
     print_report(report, err)

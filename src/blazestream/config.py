@@ -97,6 +97,8 @@ class EngineConfig(_Strict):
     models_dir: Path | None = None
     onnxruntime: OnnxRuntimeConfig = OnnxRuntimeConfig()
     tensorrt: TensorRTConfig = TensorRTConfig()
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    """CPU backend's landmark model precision (engines.precision); TensorRT's is tensorrt.precision."""
 
 
 class SourceConfig(_Strict):

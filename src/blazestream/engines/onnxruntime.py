@@ -82,7 +82,10 @@ class OnnxRuntimeEngine:
         spin = "1" if self._settings.spin_wait else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         options.add_session_config_entry("session.inter_op.allow_spinning", spin)
-        return ort.InferenceSession(str(path), options, providers=list(self._settings.providers))
+        # Partially quantized (QDQ) models: this transformer would quantize their fp32 convolutions too.
+        return ort.InferenceSession(
+            str(path), options, providers=list(self._settings.providers), disabled_optimizers=["WeightBiasQuantization"]
+        )
 
     @property
     def name(self) -> str:

@@ -55,6 +55,7 @@ def create_estimator(cfg: AppConfig, backend: str) -> PoseEstimator:
             graph_optimization=ort.graph_optimization,
         ),
         segmentation=cfg.pose.segmentation,
+        precision=cfg.engine.precision,
     )
 
 
