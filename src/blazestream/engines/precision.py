@@ -47,9 +47,9 @@ LANDMARK_BUDGET_PX = 1.0
 """Mean landmark error against fp32, in pixels of the 256x256 crop, that int8 may add (held-out crops
 with a person). 1 px is about 0.5% of the pose diagonal; ±1 grey level of input noise already moves fp32
 landmarks by 0.2-0.5 px."""
-WORLD_BUDGET_CM = 1.0
-"""Mean world-landmark error against fp32 a reduced model may have on held-out crops: half the issue's 2 cm,
-since unseen scenes err more than crops from the calibration clips."""
+WORLD_BUDGET_CM = 0.6
+"""Mean world-landmark error against fp32 a reduced model may have on held-out crops. The issue's budget is
+2 cm in tracking, where ROI differences compound it: 1.0 cm held out measured 1.8-2.2 cm in tracking."""
 
 Progress = Callable[[str], None]
 
