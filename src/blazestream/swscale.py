@@ -66,6 +66,15 @@ def available() -> bool:
     return _library() is not None
 
 
+def supports(width: int, height: int) -> bool:
+    """Sizes the unscaled SIMD path converts whole: even height, width a multiple of 16.
+
+    Its kernels work in blocks of 8/16 pixels and read/write whole blocks; for other sizes swscale
+    takes other paths (and OpenCV's own frames would too), so those go through pose.yuv's tables.
+    """
+    return width % 16 == 0 and height % 2 == 0 and width > 0 and height > 0
+
+
 class _Contexts(threading.local):
     """One SwsContext per thread and (size, format): a context must not be used by two threads at once."""
 
@@ -107,11 +116,14 @@ def yuv420_to_rgb(
     if lib is None:
         raise RuntimeError("libswscale is not available")
     height, width = y.shape
+    if not supports(width, height):
+        raise ValueError(f"libswscale path: {width}x{height} is not a supported size (see supports)")
     planes = (y, u, v)
     for plane in planes:
         if plane.strides[1] != 1:
             raise ValueError("plane columns must be contiguous")
-    out = np.empty((height, width, 3), dtype=np.uint8)
+    # One spare row: SIMD kernels may touch whole blocks past the last pixel.
+    out = np.empty((height + 1, width, 3), dtype=np.uint8)[:height]
     source = (ctypes.c_void_p * 4)(*(p.ctypes.data for p in planes), None)
     strides = (ctypes.c_int * 4)(*(p.strides[0] for p in planes), 0)
     target = (ctypes.c_void_p * 4)(out.ctypes.data, None, None, None)

@@ -98,7 +98,9 @@ def buffer_to_pixels(buffer: Any, caps: Any) -> Any:
         return buffer_to_array(buffer, caps)
     width, height = info.width, info.height
     chroma_w, chroma_h = (width + 1) // 2, (height + 1) // 2
-    data = np.frombuffer(buffer.extract_dup(0, buffer.get_size()), dtype=np.uint8)
+    size = buffer.get_size()
+    data = np.empty(size + 64, dtype=np.uint8)  # slack after the last plane for SIMD block reads
+    data[:size] = np.frombuffer(buffer.extract_dup(0, size), dtype=np.uint8)
 
     def plane(index: int, columns: int, rows: int) -> Any:
         offset, stride = info.offset[index], info.stride[index]

@@ -72,7 +72,8 @@ def yuv420_to_rgb(y: U8, u: U8, v: U8, *, full_range: bool = False) -> U8:
 
     libswscale itself where it can be loaded (blazestream.swscale), else the same formula in tables.
     """
-    if swscale.available():
+    height, width = y.shape
+    if swscale.available() and swscale.supports(width, height):
         return swscale.yuv420_to_rgb(y, np.ascontiguousarray(u), np.ascontiguousarray(v), full_range=full_range)
     return tables_yuv420_to_rgb(y, u, v, full_range=full_range)
 
@@ -136,7 +137,8 @@ class Yuv420:
         with self._lock:
             if self._rgb is not None:
                 return self._rgb
-            if swscale.available() or (x0 == 0 and y0 == 0 and x1 >= width and y1 >= height):
+            whole = swscale.available() and swscale.supports(width, height)
+            if whole or (x0 == 0 and y0 == 0 and x1 >= width and y1 >= height):
                 self._rgb = yuv420_to_rgb(self.y, self.u, self.v, full_range=self.full_range)
                 self._partial = None
                 return self._rgb
