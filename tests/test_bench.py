@@ -94,3 +94,31 @@ def test_bench_reports_both_sides_and_agreement(models_dir: Path, short_clip: Pa
     assert agreement["same_presence"] >= 0.9
     assert agreement["median_error_of_diagonal"] <= 0.03
     assert "ratio blazestream / best MediaPipe" in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_bench_without_the_reference_reports_our_figures_and_cpu_split(
+    models_dir: Path, short_clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "BLAZESTREAM_MODELS": str(models_dir), "BLAZESTREAM_MEDIAPIPE_PYTHON": "/nonexistent"}
+    args = ["bench", "--streams", "1", "--source", str(short_clip), "--no-reference", "--json", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "blazestream", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["mediapipe"] == []
+    assert report["ratio"] is None
+    assert 55 <= report["blazestream"]["frames"] <= 70
+    (fp32,) = report["precisions"]
+    assert fp32["precision"] == "fp32"
+    split = fp32["side"]["cpu_ms_per_frame"]
+    assert set(split) == {"decode", "crop", "models", "rest"}
+    assert split["models"] > 0
+    assert split["decode"] > 0
+    assert all(v >= 0 for v in split.values())

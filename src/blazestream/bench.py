@@ -1,7 +1,8 @@
 """`blazestream bench`: our graph against MediaPipe's own Pose on N copies of one video, in one run.
 
-Both sides get the same decoded frames (our file branch decodes the file once for MediaPipe, into a
-memory-mapped array). MediaPipe is served as well as it can be on this machine: one process uses about
+Both sides see the same pixels: MediaPipe gets the frames as its users read them (cv2.VideoCapture,
+decoded once into a memory-mapped array), our graph decodes the file itself and converts like
+FFmpeg does (pose.yuv). MediaPipe is served as well as it can be on this machine: one process uses about
 one core, so its trackers are also spread over one process per core; the faster of that and a single
 process is the baseline. Display is off on our side (no video outputs): only the poses are produced.
 """
@@ -25,9 +26,6 @@ from blazestream.config import AppConfig
 from blazestream.engines.onnxruntime import available_cores
 from blazestream.errors import BlazestreamError
 from blazestream.outputs.base import FrameResult
-from blazestream.pipeline.gst import gst, parse_launch
-from blazestream.pipeline.sources import SINK_NAME, source_description
-from blazestream.pipeline.spec import parse_source_uri
 from blazestream.reference import WORKER, mediapipe_python
 
 log = logging.getLogger(__name__)
@@ -50,6 +48,20 @@ class SideResult:
     """CPU seconds per wall second (2.0 = both cores of a 2-core machine busy)."""
     peak_rss_mb: float
     detail: str = ""
+    cpu_ms_per_frame: dict[str, float] = field(default_factory=dict)
+    """CPU ms per frame by where it went: decode, crop, models, rest (ours only)."""
+
+
+@dataclass
+class PrecisionResult:
+    """Our side at one landmark-model precision, and how far its stream 0 is from fp32 and MediaPipe."""
+
+    precision: str
+    side: SideResult
+    ratio: float | None = None
+    vs_mediapipe: dict[str, float] = field(default_factory=dict)
+    vs_fp32: dict[str, float] = field(default_factory=dict)
+    """Stream 0 against our own fp32 run: presence agreement, landmark error / pose diagonal, world cm."""
 
 
 @dataclass
@@ -61,6 +73,8 @@ class BenchReport:
     mediapipe: list[SideResult] = field(default_factory=list)
     ratio: float | None = None
     agreement: dict[str, float] = field(default_factory=dict)
+    precisions: list[PrecisionResult] = field(default_factory=list)
+    """One entry per --precision (the first is also `blazestream` / `ratio` / `agreement` above)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +90,7 @@ class _Collector:
         self.last_write = 0.0
         self.frames = 0
         self.stream0_poses: dict[int, np.ndarray | None] = {}
+        self.stream0_world: dict[int, np.ndarray] = {}
 
     def write(self, results: list[FrameResult]) -> None:
         now = time.monotonic()
@@ -87,6 +102,8 @@ class _Collector:
                 self.stream0_poses[r.frame] = (
                     np.array([[lm.x * r.width, lm.y * r.height] for lm in r.poses[0].landmarks]) if r.poses else None
                 )
+                if r.poses:
+                    self.stream0_world[r.frame] = np.array([[w.x, w.y, w.z] for w in r.poses[0].world_landmarks])
         self.last_write = now
 
     def close(self) -> None:
@@ -94,23 +111,19 @@ class _Collector:
 
 
 def decode_frames(source: Path, target: Path) -> int:
-    """Decode a file with our own file branch into an (N, H, W, 3) uint8 .npy; returns N."""
-    from blazestream.config import SourceConfig
-    from blazestream.pipeline.gst import buffer_to_array
+    """Decode a file as a MediaPipe user does (cv2.VideoCapture, RGB) into an (N, H, W, 3) .npy; returns N."""
+    import cv2
 
-    spec = parse_source_uri(str(source), "decode")
-    pipeline = parse_launch(source_description(spec, SourceConfig()), "bench-decode")
-    sink = pipeline.get_by_name(SINK_NAME)
-    pipeline.set_state(gst().State.PLAYING)
+    capture = cv2.VideoCapture(str(source))
     frames: list[np.ndarray] = []
     try:
         while True:
-            sample = sink.try_pull_sample(5 * 1_000_000_000)
-            if sample is None:
+            ok, bgr = capture.read()
+            if not ok:
                 break
-            frames.append(np.array(buffer_to_array(sample.get_buffer(), sample.get_caps())))
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     finally:
-        pipeline.set_state(gst().State.NULL)
+        capture.release()
     if not frames:
         raise BlazestreamError(f"{source}: no video frame could be decoded; is it a video file?")
     np.save(target, np.stack(frames))
@@ -122,17 +135,21 @@ def _percentile_ms(values: list[float], q: float) -> float:
 
 
 def run_ours(cfg: AppConfig, backend: str, stream0: str) -> tuple[SideResult, _Collector]:
+    from blazestream.cpu_split import CpuSplit
     from blazestream.pipeline.graph import build_cpu_runner, create_estimator
 
     collector = _Collector(stream0)
     estimator = create_estimator(cfg, backend)
     runner = build_cpu_runner(cfg, estimator, extra_sinks=[collector])
+    split = CpuSplit()
     cpu0 = time.process_time()
+    split.start()
     try:
         summary = runner.run()
     finally:
         estimator.close()
     cpu = time.process_time() - cpu0
+    cpu_split = split.stop(collector.frames)
     if summary.failures:
         raise BlazestreamError(f"bench sources failed: {summary.failures}")
     wall = collector.last_write - (collector.first_arrival or collector.last_write)
@@ -146,6 +163,7 @@ def run_ours(cfg: AppConfig, backend: str, stream0: str) -> tuple[SideResult, _C
             latency_p95_ms=_percentile_ms(collector.latencies, 95),
             cpu_cores=cpu / summary.wall_s if summary.wall_s else 0.0,
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            cpu_ms_per_frame=cpu_split.ms_per_frame(),
         ),
         collector,
     )
@@ -225,16 +243,55 @@ def agreement(ours: dict[int, np.ndarray | None], reference: list[Any], width: i
     }
 
 
-def run_bench(cfg: AppConfig, *, source: Path, streams: int, backend: str, mediapipe: bool = True) -> BenchReport:
+def against_fp32(ours: _Collector, fp32: _Collector) -> dict[str, float]:
+    """Stream 0 of a reduced-precision run against the fp32 run: presence, landmarks, world landmarks."""
+    frames = sorted(fp32.stream0_poses)
+    same = sum((ours.stream0_poses.get(i) is None) == (fp32.stream0_poses[i] is None) for i in frames)
+    errors, world = [], []
+    for i in frames:
+        a, b = ours.stream0_poses.get(i), fp32.stream0_poses[i]
+        if a is not None and b is not None:
+            errors.append(float(np.linalg.norm(a - b, axis=1).mean()) / float(np.linalg.norm(b.max(0) - b.min(0))))
+            world.append(float(np.linalg.norm(ours.stream0_world[i] - fp32.stream0_world[i], axis=1).mean()))
+    return {
+        "same_presence": same / len(frames) if frames else 0.0,
+        "median_error_of_diagonal": float(np.median(errors)) if errors else float("nan"),
+        "world_mean_cm": float(np.mean(world) * 100.0) if world else float("nan"),
+    }
+
+
+def run_bench(
+    cfg: AppConfig,
+    *,
+    source: Path,
+    streams: int,
+    backend: str,
+    mediapipe: bool = True,
+    precisions: tuple[str, ...] = ("fp32",),
+) -> BenchReport:
     cores = available_cores()
+    if mediapipe:
+        mediapipe_python()  # missing reference: say so (and how to get it) before minutes of our side
     with tempfile.TemporaryDirectory(prefix="blazestream-bench-") as tmp:
         tmp_dir = Path(tmp)
         frames_path = tmp_dir / "frames.npy"
         count = decode_frames(source, frames_path)
         shape = np.load(frames_path, mmap_mode="r").shape
         log.info("%s: %d frames of %dx%d; %d streams; %d cores", source, count, shape[2], shape[1], streams, cores)
-        ours, collector = run_ours(cfg, backend, cfg.cameras[0].id)
+        runs = []
+        for precision in precisions:
+            engine = cfg.engine.model_copy(update={"precision": precision})
+            side, collector = run_ours(cfg.model_copy(update={"engine": engine}), backend, cfg.cameras[0].id)
+            side.name += f" {precision}"
+            runs.append((precision, side, collector))
+        _, ours, collector = runs[0]
         report = BenchReport(streams=streams, source=str(source), cores=cores, blazestream=ours)
+        fp32 = next((c for p, _, c in runs if p == "fp32"), None)
+        for precision, side, run_collector in runs:
+            result = PrecisionResult(precision, side)
+            if fp32 is not None and precision != "fp32":
+                result.vs_fp32 = against_fp32(run_collector, fp32)
+            report.precisions.append(result)
         if mediapipe:
             single, stream0 = run_mediapipe(frames_path, streams, 1, record=True, out_dir=tmp_dir)
             report.mediapipe.append(single)
@@ -245,6 +302,10 @@ def run_bench(cfg: AppConfig, *, source: Path, streams: int, backend: str, media
             report.ratio = ours.fps / best.fps if best.fps else None
             if stream0:
                 report.agreement = agreement(collector.stream0_poses, stream0, shape[2], shape[1])
+            for result, (_, _, run_collector) in zip(report.precisions, runs, strict=True):
+                result.ratio = result.side.fps / best.fps if best.fps else None
+                if stream0:
+                    result.vs_mediapipe = agreement(run_collector.stream0_poses, stream0, shape[2], shape[1])
     return report
 
 
@@ -265,7 +326,7 @@ def print_report(report: BenchReport, console: Any) -> None:
     )
     for column in ("", "frames/s", "frames", "p50 ms", "p95 ms", "CPU (cores)", "peak RSS MB", "note"):
         table.add_column(column)
-    for side in [report.blazestream, *report.mediapipe]:
+    for side in [*(p.side for p in report.precisions), *report.mediapipe]:
         table.add_row(
             side.name,
             f"{side.fps:.1f}",
@@ -277,6 +338,32 @@ def print_report(report: BenchReport, console: Any) -> None:
             side.detail,
         )
     console.print(table)
+    if len(report.precisions) > 1:
+        table = Table(title="per precision (stream 0 accuracy)")
+        for column in ("precision", "frames/s", "× MediaPipe", "CPU ms/frame", "decode", "crop", "models", "rest"):
+            table.add_column(column)
+        for column in ("vs MediaPipe: presence / median", "vs fp32: presence / median / world"):
+            table.add_column(column)
+        for p in report.precisions:
+            split = p.side.cpu_ms_per_frame
+            mp, fp = p.vs_mediapipe, p.vs_fp32
+            table.add_row(
+                p.precision,
+                f"{p.side.fps:.1f}",
+                f"{p.ratio:.2f}" if p.ratio is not None else "-",
+                f"{sum(split.values()):.2f}",
+                *(f"{split.get(k, 0.0):.2f}" for k in ("decode", "crop", "models", "rest")),
+                f"{mp['same_presence']:.1%} / {mp['median_error_of_diagonal']:.2%}" if mp else "-",
+                f"{fp['same_presence']:.1%} / {fp['median_error_of_diagonal']:.2%} / {fp['world_mean_cm']:.2f} cm"
+                if fp
+                else "-",
+            )
+        console.print(table)
+    for p in report.precisions:
+        split = p.side.cpu_ms_per_frame
+        if split:
+            parts = ", ".join(f"{name} {ms:.2f}" for name, ms in split.items())
+            console.print(f"{p.side.name} CPU ms per frame: {sum(split.values()):.2f} = {parts}")
     if report.ratio is not None:
         console.print(f"ratio blazestream / best MediaPipe: [bold]{report.ratio:.2f}x[/]")
     if report.agreement:

@@ -164,6 +164,26 @@ def _onnxruntime() -> Check:
     return Check("cpu", "ONNX Runtime", "ok", f"{ort.__version__}; providers: {providers}", ("cpu",))
 
 
+def _cpu_precisions() -> list[Check]:
+    """Which `--precision` runs fast on this CPU (every one runs; a slow one warns when chosen)."""
+    from blazestream.engines.precision import PRECISIONS, cpu_features, precision_speed
+
+    features = cpu_features()
+    rows = [Check("cpu", "CPU features", "info", features.summary, ())]
+    for precision in PRECISIONS:
+        fast, why = precision_speed(precision, features)
+        rows.append(
+            Check(
+                "cpu",
+                f"--precision {precision}",
+                "ok" if fast else "info",
+                ("fast: " if fast else "runs, not faster: ") + why,
+                (),
+            )
+        )
+    return rows
+
+
 def _models(models_dir: Path) -> Check:
     from blazestream.engines.models import load_model_paths
 
@@ -229,6 +249,7 @@ def run_checks(*, models_dir: Path, engines_dir: Path, precision: Precision = "f
     gpu_rows = _guard_list("gpu", _gpu)
     report.checks += gpu_rows
     report.checks.append(_guard("cpu", "ONNX Runtime", ("cpu",), _onnxruntime))
+    report.checks += _guard_list("cpu", _cpu_precisions)
     report.checks.append(_guard("models", "models", ("cpu", "tensorrt", "deepstream"), lambda: _models(models_dir)))
     gpu_ready = all(r.status == "ok" for r in gpu_rows if r.name in ("CUDA device", "TensorRT"))
     report.checks += _guard_list("engines", lambda: _engines(models_dir, engines_dir, precision, gpu_ready))

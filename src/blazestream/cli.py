@@ -163,6 +163,15 @@ def models(
         print(path)
 
 
+CpuPrecision = Annotated[
+    str | None,
+    typer.Option(
+        help="Landmark model precision on the CPU: fp32 (exact, default), int8 or bf16 (engine.precision).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def image(
     images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, ...).", show_default=False)],
@@ -194,6 +203,7 @@ def image(
             show_default=False,
         ),
     ] = None,
+    precision: CpuPrecision = None,
 ) -> None:
     """Static mode: find the poses in each image on its own and write them as JSON."""
     from blazestream.config import check_output_file
@@ -217,7 +227,11 @@ def image(
     )
     try:
         estimator = create_cpu_estimator(
-            _models_dir(models_dir), settings, OrtSettings(intra_op_threads=threads), segmentation=segmentation
+            _models_dir(models_dir),
+            settings,
+            OrtSettings(intra_op_threads=threads),
+            segmentation=segmentation,
+            precision=precision or "fp32",
         )
     except BlazestreamError as exc:
         raise _fail(exc) from exc
@@ -312,6 +326,7 @@ def run(
     segmentation: Annotated[
         bool | None, typer.Option("--segmentation", help="Person masks (drawn in the annotated video).")
     ] = None,
+    precision: CpuPrecision = None,
 ) -> None:
     """Run the streaming graph on cameras and files until they end, --duration, or SIGINT/SIGTERM."""
     from blazestream.backends import resolve_backend
@@ -325,6 +340,8 @@ def run(
         engine["backend"] = backend
     if models_dir is not None:
         engine["models_dir"] = models_dir
+    if precision is not None:
+        engine["precision"] = precision
     if engine:
         overrides["engine"] = engine
     outputs: dict[str, object] = {}
@@ -431,7 +448,14 @@ def bench(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as JSON.")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config for engine/pose settings.")] = None,
     backend: Annotated[str, typer.Option(help="auto, cpu, tensorrt (deepstream: use run).")] = "cpu",
-    mediapipe: Annotated[bool, typer.Option(help="Also run MediaPipe's own Pose for the ratio.")] = True,
+    mediapipe: Annotated[
+        bool,
+        typer.Option(
+            "--reference/--no-reference",
+            "--mediapipe/--no-mediapipe",
+            help="Also run MediaPipe's own Pose (the reference, `make reference`) for the ratio.",
+        ),
+    ] = True,
     models: Annotated[
         bool, typer.Option("--models", help="Instead: ms per image of each model, ONNX Runtime vs MediaPipe's.")
     ] = False,
@@ -442,6 +466,10 @@ def bench(
             "--multi-person", help="Instead: 4 people per frame (2x2 grid of the source): poses/s and window cost."
         ),
     ] = False,
+    precision: Annotated[
+        list[str] | None,
+        typer.Option(help="Landmark model precision(s) to run, in turn: fp32 (default), int8, bf16 (repeat)."),
+    ] = None,
 ) -> None:
     """Frames/s of the graph on N copies of a video, next to MediaPipe's best on this machine."""
     from blazestream.backends import resolve_backend
@@ -476,7 +504,15 @@ def bench(
         chosen = resolve_backend(backend)
         if chosen == "deepstream":
             chosen = "tensorrt"
-        report = run_bench(cfg, source=path, streams=streams, backend=chosen, mediapipe=mediapipe)
+        from blazestream.engines.precision import PRECISIONS
+
+        chosen_precisions = tuple(dict.fromkeys(precision or ["fp32"]))
+        unknown = [p for p in chosen_precisions if p not in PRECISIONS]
+        if unknown:
+            raise ConfigError(f"--precision {unknown[0]}: use {', '.join(PRECISIONS)}")
+        report = run_bench(
+            cfg, source=path, streams=streams, backend=chosen, mediapipe=mediapipe, precisions=chosen_precisions
+        )
     except BlazestreamError as exc:
         raise _fail(exc) from exc
     print_report(report, err)

@@ -110,6 +110,8 @@ class PoseConfig(_Strict):
     smooth: bool = True
     heatmap_kernel: Literal[7, 9] = 7
     segmentation: bool = False
+    timestamps: Literal["frames", "pts"] = "frames"
+    """What the smoothing filters see: 33.333 ms per frame as MediaPipe's Python solution, or media time."""
     detection: DetectionConfig = DetectionConfig()
 
 
@@ -158,6 +160,8 @@ class EngineConfig(_Strict):
     models_dir: Path | None = None
     onnxruntime: OnnxRuntimeConfig = OnnxRuntimeConfig()
     tensorrt: TensorRTConfig = TensorRTConfig()
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    """CPU backend's landmark model precision (engines.precision); TensorRT's is tensorrt.precision."""
 
 
 class SourceConfig(_Strict):

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from array_api_compat import array_namespace
 
+from blazestream.cpu_split import measure
 from blazestream.engines.base import Engine, infer_in_chunks
 from blazestream.pose import crop as cpu_crop
 from blazestream.pose.anchors import generate_anchors
@@ -33,8 +34,10 @@ from blazestream.pose.skeleton import NUM_LANDMARKS
 from blazestream.pose.tracking import duplicate_poses, same_person_roi
 from blazestream.pose.types import Pose
 from blazestream.pose.windows import WindowSpec, frame_windows, group_by_frame, window_rois, windows_to_frame
+from blazestream.pose.yuv import Yuv420, as_rgb
 
-Frame = npt.NDArray[np.uint8]
+Frame = npt.NDArray[np.uint8] | Yuv420
+"""What the CPU cropper takes: an RGB image or decoded 4:2:0 planes."""
 FloatArray = npt.NDArray[np.float32]
 
 SEGMENTATION_OUTPUT = "segmentation"
@@ -85,7 +88,8 @@ class CpuCropper:
     """MediaPipe's OpenCV crops: zero border for the detector, replicate border for the estimator.
 
     Crops of one batch are made on `workers` threads at once (OpenCV and NumPy release the GIL), each
-    writing its slice of the model input, so a batch's preprocessing uses every core.
+    writing its slice of the model input, so a batch's preprocessing uses every core. Frames may be
+    `Yuv420` planes: a landmark crop then converts only the rectangle its ROI reads (pose.yuv).
     """
 
     def __init__(self, workers: int = 1) -> None:
@@ -105,8 +109,12 @@ class CpuCropper:
         tensor = np.empty((len(frame_index), 3, size, size), dtype=np.float32)
 
         def one(i: int) -> None:
-            crop = cpu_crop.warp_rois(frames[frame_index[i]], padded[i : i + 1], size=size, border=border)
-            cpu_crop.to_tensor(crop, scale=scale, offset=offset, out=tensor[i : i + 1])
+            with measure("crop"):
+                frame = frames[frame_index[i]]
+                roi = padded[i : i + 1]
+                image = frame.region(*cpu_crop.source_box(roi)) if isinstance(frame, Yuv420) else frame
+                crop = cpu_crop.warp_rois(image, roi, size=size, border=border)
+                cpu_crop.to_tensor(crop, scale=scale, offset=offset, out=tensor[i : i + 1])
 
         if self._pool is None or len(frame_index) < 2:
             for i in range(len(frame_index)):
@@ -122,8 +130,16 @@ class CpuCropper:
             tensor_width=DETECTOR_SIZE,
             tensor_height=DETECTOR_SIZE,
         )
+        with measure("crop"):
+            rgb = [as_rgb(f) for f in frames]
         tensor = self._crop_all(
-            frames, range(len(frames)), padded, size=DETECTOR_SIZE, border="zero", scale=2.0 / 255.0, offset=-1.0
+            rgb,
+            range(len(frames)),
+            padded,
+            size=DETECTOR_SIZE,
+            border="zero",
+            scale=2.0 / 255.0,
+            offset=-1.0,
         )
         return tensor, padding
 

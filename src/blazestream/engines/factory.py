@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from blazestream.engines.onnxruntime import OnnxRuntimeEngine, OrtSettings, available_cores
+from blazestream.errors import ConfigError
 from blazestream.estimator import CpuCropper, EstimatorSettings, PoseEstimator
 
 LANDMARK_OUTPUTS = ("landmarks", "pose_flag", "heatmap", "world_landmarks")
@@ -16,14 +17,24 @@ def create_cpu_estimator(
     ort: OrtSettings | None = None,
     *,
     segmentation: bool = False,
+    precision: str = "fp32",
 ) -> PoseEstimator:
-    """ONNX Runtime estimator; the landmark model without its segmentation head unless asked for."""
-    from blazestream.engines.models import load_model_paths
+    """ONNX Runtime estimator; the landmark model without its segmentation head unless asked for.
 
+    `precision` int8 or bf16 swaps in the reduced-precision landmark model (built on first use).
+    """
+    from blazestream.engines.models import load_model_paths
+    from blazestream.engines.precision import PRECISIONS, landmark_model
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if segmentation and precision != "fp32":
+        raise ConfigError(f"precision {precision} applies to the pruned landmark model: segmentation needs fp32")
     paths = load_model_paths(models_dir)
     detector = OnnxRuntimeEngine(paths.detector_onnx, ort)
     if segmentation:
         landmarker = OnnxRuntimeEngine(paths.landmark_onnx, ort, outputs=(*LANDMARK_OUTPUTS, "segmentation"))
     else:
-        landmarker = OnnxRuntimeEngine(paths.landmark_noseg_onnx, ort, outputs=LANDMARK_OUTPUTS)
+        model = landmark_model(paths.models_dir, precision)
+        landmarker = OnnxRuntimeEngine(model, ort, outputs=LANDMARK_OUTPUTS)
     return PoseEstimator(detector, landmarker, settings, CpuCropper(workers=available_cores()))

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from blazestream.cpu_split import measure
 from blazestream.errors import BlazestreamError
 
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
@@ -81,7 +82,10 @@ class OnnxRuntimeEngine:
         spin = "1" if self._settings.spin_wait else "0"
         options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         options.add_session_config_entry("session.inter_op.allow_spinning", spin)
-        return ort.InferenceSession(str(path), options, providers=list(self._settings.providers))
+        # Partially quantized (QDQ) models: this transformer would quantize their fp32 convolutions too.
+        return ort.InferenceSession(
+            str(path), options, providers=list(self._settings.providers), disabled_optimizers=["WeightBiasQuantization"]
+        )
 
     @property
     def name(self) -> str:
@@ -102,10 +106,16 @@ class OnnxRuntimeEngine:
     def infer(self, batch: Any) -> Mapping[str, Any]:
         data = np.ascontiguousarray(batch, np.float32)
         if self._pool is None or len(data) < self._runs:
-            arrays = self._session.run(list(self._outputs), {self._input: data})
+            with measure("models"):
+                arrays = self._session.run(list(self._outputs), {self._input: data})
             return dict(zip(self._outputs, arrays, strict=True))
         chunks = np.array_split(data, self._runs)
-        parts = list(self._pool.map(lambda chunk: self._single.run(list(self._outputs), {self._input: chunk}), chunks))
+
+        def run(chunk: Any) -> Any:
+            with measure("models"):
+                return self._single.run(list(self._outputs), {self._input: chunk})
+
+        parts = list(self._pool.map(run, chunks))
         return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(self._outputs)}
 
     def close(self) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from blazestream.pose.types import Pose
 
@@ -46,8 +46,8 @@ class FrameResult:
 
     @cached_property
     def json_line(self) -> str:
-        """`to_json()` as compact JSON text, made once however many outputs send it (about 1 ms a pose)."""
-        return json.dumps(self.to_json(), separators=(",", ":"))
+        """`to_json()` as compact JSON text, made once however many outputs send it (orjson: ~10x json.dumps)."""
+        return orjson.dumps(self.to_json()).decode()
 
 
 class ResultSink(Protocol):

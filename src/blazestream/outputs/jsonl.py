@@ -28,9 +28,8 @@ class JsonlSink:
     def write(self, results: list[FrameResult]) -> None:
         if self._closed:
             return
-        for result in results:
-            self._out.write(result.json_line + "\n")
-            self._out.flush()
+        self._out.write("".join(result.json_line + "\n" for result in results))
+        self._out.flush()
 
     def close(self) -> None:
         if self._closed:

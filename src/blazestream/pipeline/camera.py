@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from blazestream.config import SourceConfig
 from blazestream.errors import BlazestreamError
 from blazestream.pipeline.frames import Frame, FrameSlot
-from blazestream.pipeline.gst import buffer_to_array, gst, parse_launch
+from blazestream.pipeline.gst import buffer_to_pixels, gst, parse_launch
 from blazestream.pipeline.sources import SINK_NAME, source_description
 from blazestream.pipeline.spec import SourceSpec
 from blazestream.uris import redact_text
@@ -248,7 +248,7 @@ class Camera:
                     return got
                 continue
             buffer = sample.get_buffer()
-            image = buffer_to_array(buffer, sample.get_caps())
+            image = buffer_to_pixels(buffer, sample.get_caps())
             now = time.monotonic()
             pts = buffer.pts / 1e9 if buffer.pts != Gst.CLOCK_TIME_NONE else now - self.started_at
             frame = Frame(self.spec.camera_id, self.frames, pts, image, now, self.generation)

@@ -445,7 +445,10 @@ def build_deepstream_runner(cfg: AppConfig) -> DeepStreamRunner:
     )
     sinks = create_sinks(json_outputs, metrics, camera_ids)
     stage = PoseStage(
-        estimator, max_poses={c.id: c.max_poses for c in cfg.cameras if c.max_poses}, smooth=cfg.pose.smooth
+        estimator,
+        max_poses={c.id: c.max_poses for c in cfg.cameras if c.max_poses},
+        smooth=cfg.pose.smooth,
+        timestamps=cfg.pose.timestamps,
     )
 
     def make_probe(publish: Callable[[list[FrameResult]], None]) -> PoseProbe:

@@ -109,7 +109,7 @@ class PoseProbe:
                     camera_id=self._camera(info["source_id"]),
                     index=info["frame_num"],
                     pts=info["pts_ns"] / 1e9,
-                    image=cast(Any, images[info["batch_id"]]),
+                    pixels=cast(Any, images[info["batch_id"]]),
                     arrived=arrived,
                     generation=0,
                 )

@@ -6,24 +6,39 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from blazestream.pose.yuv import Yuv420
+
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded RGB frame of one camera."""
+    """One decoded frame of one camera: its pixels as the decoder gave them, RGB on demand."""
 
     camera_id: str
     index: int
     pts: float
     """Seconds, from the buffer timestamp (media time for files, running time for live sources)."""
-    image: npt.NDArray[np.uint8]
+    pixels: Any
+    """A `Yuv420` frame (CPU sources), an (H, W, 3) uint8 RGB array, or a device image (GPU graphs)."""
     arrived: float
     """time.monotonic() when it left the decoder."""
     generation: int
     """Increments each time the camera's pipeline is rebuilt (a reconnect is a discontinuity)."""
+
+    @cached_property
+    def image(self) -> npt.NDArray[np.uint8]:
+        """The frame in RGB, converted (once) only when asked for: crops read the planes directly."""
+        return self.pixels.rgb() if isinstance(self.pixels, Yuv420) else self.pixels
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) without converting anything."""
+        return int(self.pixels.shape[1]), int(self.pixels.shape[0])
 
 
 class FrameSlot:

@@ -65,6 +65,7 @@ def create_estimator(cfg: AppConfig, backend: str) -> PoseEstimator:
             graph_optimization=ort.graph_optimization,
         ),
         segmentation=cfg.pose.segmentation,
+        precision=cfg.engine.precision,
     )
 
 
@@ -137,6 +138,7 @@ def build_cpu_runner(
         estimator,
         max_poses={c.id: c.max_poses for c in cfg.cameras if c.max_poses},
         smooth=cfg.pose.smooth,
+        timestamps=cfg.pose.timestamps,
         keep_images=any(type(s).__name__ == "AnnotatedVideoSink" or getattr(s, "needs_images", False) for s in sinks),
         redetect_frames=cfg.pose.detection.redetect_frames,
         redetect_s=cfg.pose.detection.redetect_s,

@@ -85,6 +85,35 @@ def parse_launch(description: str, name: str) -> Any:
     return pipeline
 
 
+def buffer_to_pixels(buffer: Any, caps: Any) -> Any:
+    """Copy an I420 or NV12 buffer into a `Yuv420` frame (an RGB buffer into an array), honouring strides."""
+    import numpy as np
+
+    from blazestream.pose.yuv import Yuv420
+
+    GstVideo = _load()["GstVideo"]
+    info = GstVideo.VideoInfo.new_from_caps(caps)
+    name = info.finfo.name
+    if name not in ("I420", "NV12"):
+        return buffer_to_array(buffer, caps)
+    width, height = info.width, info.height
+    chroma_w, chroma_h = (width + 1) // 2, (height + 1) // 2
+    size = buffer.get_size()
+    data = np.empty(size + 64, dtype=np.uint8)  # slack after the last plane for SIMD block reads
+    data[:size] = np.frombuffer(buffer.extract_dup(0, size), dtype=np.uint8)
+
+    def plane(index: int, columns: int, rows: int) -> Any:
+        offset, stride = info.offset[index], info.stride[index]
+        return data[offset : offset + stride * rows].reshape(rows, stride)[:, :columns]
+
+    full_range = info.colorimetry.range == getattr(GstVideo.VideoColorRange, "0_255")
+    if name == "NV12":
+        return Yuv420.from_nv12(plane(0, width, height), plane(1, 2 * chroma_w, chroma_h), full_range=full_range)
+    return Yuv420(
+        plane(0, width, height), plane(1, chroma_w, chroma_h), plane(2, chroma_w, chroma_h), full_range=full_range
+    )
+
+
 def buffer_to_array(buffer: Any, caps: Any) -> Any:
     """Copy an RGB buffer into an (H, W, 3) uint8 array, honouring the row stride (rows are 4-byte aligned)."""
     import numpy as np

@@ -1,4 +1,7 @@
-"""Source branches as GStreamer descriptions: one builder for every kind, ending in an RGB appsink.
+"""Source branches as GStreamer descriptions: one builder for every kind, ending in a 4:2:0 appsink.
+
+The appsink takes the decoder's own I420 or NV12 (videoconvert passes them through untouched): frames
+are converted to RGB later, like FFmpeg does for a cv2 user, and only where needed (pose.yuv).
 
 Files decode as fast as the pipeline consumes them and drop nothing (appsink blocks when its queue is
 full). Live sources keep only the newest frames (the puller drops stale ones and counts them).
@@ -12,7 +15,7 @@ from blazestream.pipeline.spec import SourceSpec
 
 SINK_NAME = "sink"
 
-_RGB = "videoconvert n-threads=1 ! video/x-raw,format=RGB"
+_YUV = "videoconvert n-threads=1 ! video/x-raw,format={I420,NV12}"
 
 
 def _appsink(spec: SourceSpec, cfg: SourceConfig) -> str:
@@ -48,4 +51,4 @@ def source_description(spec: SourceSpec, cfg: SourceConfig) -> str:
         caps += f",framerate={int(options.get('fps', 30))}/1"
         pattern = options.get("pattern", "ball")
         head = f"videotestsrc is-live=true pattern={pattern} ! {caps}"
-    return f"{head} ! queue max-size-buffers=2 ! {_RGB} ! {_appsink(spec, cfg)}"
+    return f"{head} ! queue max-size-buffers=2 ! {_YUV} ! {_appsink(spec, cfg)}"

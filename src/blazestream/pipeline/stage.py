@@ -20,7 +20,8 @@ from blazestream.pose.tracking import PoseTracker, RoiRequest
 from blazestream.pose.types import Pose
 
 FIRST_TIMESTAMP_NS = 33_333_000
-"""Filters see the first frame at 33.333 ms, as MediaPipe's Python solution stamps its first packet."""
+"""Filters see the first frame at 33.333 ms, as MediaPipe's Python solution stamps its first packet,
+and (timestamps="frames") each next frame 33.333 ms later, as it does whatever the video's frame rate."""
 
 
 @dataclass
@@ -28,6 +29,7 @@ class _Stream:
     tracker: PoseTracker
     generation: int
     first_pts: float
+    first_index: int = 0
 
 
 class PoseStage:
@@ -42,10 +44,13 @@ class PoseStage:
         keep_images: bool = False,
         redetect_frames: int | None = 5,
         redetect_s: float | None = None,
+        timestamps: str = "frames",
     ) -> None:
         self.estimator = estimator
         self.max_poses = max_poses or {}
         self.smooth = smooth
+        self.timestamps = timestamps
+        """frames: 33.333 ms per frame (MediaPipe's Python solution, whatever the fps); pts: media time."""
         self.keep_images = keep_images
         self.redetect_frames = redetect_frames
         self.redetect_s = redetect_s
@@ -75,7 +80,7 @@ class PoseStage:
                 redetect_frames=self.redetect_frames,
                 redetect_s=self.redetect_s,
             )
-            stream = _Stream(tracker, frame.generation, frame.pts)
+            stream = _Stream(tracker, frame.generation, frame.pts, frame.index)
             self._streams[frame.camera_id] = stream
         return stream
 
@@ -89,7 +94,7 @@ class PoseStage:
         streams = [self._stream(f) for f in frames]
         for stream, frame in zip(streams, frames, strict=True):
             stream.tracker.begin_frame(self._timestamp_ns(stream, frame))
-        images = [f.image for f in frames]
+        images = [f.pixels for f in frames]
         requests: list[tuple[int, RoiRequest]] = [
             (i, req) for i, s in enumerate(streams) for req in s.tracker.tracked()
         ]
@@ -107,7 +112,7 @@ class PoseStage:
         row_of: dict[tuple[int, int | None], int] = {}
         for m, (i, req) in enumerate(requests):
             frame = frames[i]
-            height, width = frame.image.shape[:2]
+            width, height = frame.size
             pose = streams[i].tracker.update(
                 req.track_id,
                 req.roi,
@@ -121,13 +126,13 @@ class PoseStage:
                 poses[i].append(pose)
                 row_of[i, pose.track_id] = m
         for i, frame in enumerate(frames):
-            kept = streams[i].tracker.resolve(poses[i], (frame.image.shape[1], frame.image.shape[0]))
+            kept = streams[i].tracker.resolve(poses[i], frame.size)
             poses[i] = sorted(kept, key=lambda pose: pose.track_id or 0)
         masks: list[npt.NDArray[np.uint8] | None] = [None] * len(frames)
         if self.keep_images and results.segmentation is not None:
             masks = [
                 self.estimator.instance_mask(
-                    results, rows := [row_of[i, p.track_id] for p in poses[i]], rois[rows], frames[i].image
+                    results, rows := [row_of[i, p.track_id] for p in poses[i]], rois[rows], frames[i].pixels
                 )
                 for i in range(len(frames))
             ]
@@ -136,8 +141,8 @@ class PoseStage:
                 stream=f.camera_id,
                 frame=f.index,
                 pts=f.pts,
-                width=f.image.shape[1],
-                height=f.image.shape[0],
+                width=f.size[0],
+                height=f.size[1],
                 poses=tuple(p),
                 image=f.image if self.keep_images else None,
                 arrived=f.arrived,
@@ -146,6 +151,7 @@ class PoseStage:
             for f, p, mask in zip(frames, poses, masks, strict=True)
         ]
 
-    @staticmethod
-    def _timestamp_ns(stream: _Stream, frame: Frame) -> int:
+    def _timestamp_ns(self, stream: _Stream, frame: Frame) -> int:
+        if self.timestamps == "frames":
+            return FIRST_TIMESTAMP_NS * (frame.index - stream.first_index + 1)
         return FIRST_TIMESTAMP_NS + round((frame.pts - stream.first_pts) * 1e9)

@@ -48,6 +48,20 @@ def warp_rois(
     return crops
 
 
+def source_box(rois_px: npt.NDArray[np.floating], margin: int = 2) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): integer pixels that cover every source pixel the warps of these ROIs read.
+
+    A bilinear sample at x reads floor(x) and floor(x) + 1; the margin also covers OpenCV's 1/32-pixel
+    fixed-point coordinates.
+    """
+    rois32 = np.asarray(rois_px, dtype=np.float32)
+    angle = ((rois32[:, 4] * np.float32(180.0)).astype(np.float64) / np.pi).astype(np.float32)
+    points = _opencv_box_points(rois32, angle).reshape(-1, 2)
+    low = np.floor(points.min(axis=0)).astype(np.int64) - margin
+    high = np.ceil(points.max(axis=0)).astype(np.int64) + margin + 1
+    return int(low[0]), int(low[1]), int(high[0]), int(high[1])
+
+
 def _opencv_box_points(rois32: npt.NDArray[np.float32], angle_deg: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """cv::RotatedRect::points in its own precision: float ROI, double trig, float results."""
     radians = angle_deg.astype(np.float64) * np.pi / 180.0
@@ -72,4 +86,4 @@ def to_tensor(
     return result
 
 
-__all__ = ["Border", "to_tensor", "warp_rois"]
+__all__ = ["Border", "source_box", "to_tensor", "warp_rois"]

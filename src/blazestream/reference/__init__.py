@@ -34,8 +34,8 @@ def mediapipe_python() -> Path:
             return python
     raise MissingDependencyError(
         f"MediaPipe {MEDIAPIPE_VERSION} (the reference) was not found. Create its virtualenv with "
-        f"`make .venv-mediapipe`, or point BLAZESTREAM_MEDIAPIPE_PYTHON at a Python that has "
-        f"`mediapipe=={MEDIAPIPE_VERSION}`."
+        f"`make reference` (in the blazestream checkout), or point BLAZESTREAM_MEDIAPIPE_PYTHON at a Python "
+        f"that has `mediapipe=={MEDIAPIPE_VERSION}`; `blazestream bench --no-reference` reports our figures alone."
     )
 
 
