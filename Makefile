@@ -109,8 +109,8 @@ typecheck: venv stubs
 # both from NVIDIA's CUDA 12.6 wheels (DeepStream 7.1's CUDA; the cu12 nvcc wheel ships ptxas, not nvcc),
 # installed into the venv (pyproject's gpu-check group); crop.cu run on the CPU through a host shim; generated
 # nvinfer configs validated; the Jetson struct layouts checked by a C probe; the Dockerfile linted.
-GPU_MODULES := $(addprefix src/blazestream/,engines/tensorrt.py engines/build.py engines/cuda_crop.py \
-	engines/cupy_api.py engines/gpu_factory.py pipeline/deepstream.py pipeline/ds_pose.py pipeline/nvds.py \
+GPU_MODULES := $(addprefix src/blazestream/,engines/tensorrt.py trt_build/build.py kernels/cuda_crop.py \
+	engines/cupy_api.py gpu_factory.py pipeline/deepstream.py pipeline/ds_pose.py pipeline/nvds.py \
 	pipeline/jetson_surface.py)
 CUDA_ARCHS := 75 86 87 89 90
 

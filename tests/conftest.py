@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from blazestream.engines.models import ModelPaths
+    from blazestream.models.cache import ModelPaths
 
 # `make venv` installs blazestream in editable mode; a bare checkout still finds it under src/.
 if importlib.util.find_spec("blazestream") is None:
@@ -25,7 +25,7 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 @pytest.fixture(scope="session")
 def model_paths() -> ModelPaths:
     """The models in ``$BLAZESTREAM_MODELS`` (or ~/.cache/blazestream/models/mediapipe-0.10.21), made if needed."""
-    from blazestream.engines.models import default_models_dir, ensure_models
+    from blazestream.models.cache import default_models_dir, ensure_models
 
     return ensure_models(default_models_dir())
 
@@ -167,7 +167,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 def gst_module() -> Any:
     """The initialized Gst module; skips GStreamer tests where PyGObject/GStreamer are missing."""
     from blazestream.errors import MissingDependencyError
-    from blazestream.pipeline.gst import gst, rtsp_server
+    from blazestream.gst import gst, rtsp_server
 
     try:
         rtsp_server()
@@ -200,7 +200,7 @@ def read_rtsp(gst_module: Any) -> Callable[[str, float], RtspRead]:
     """A real rtspsrc client: decode `url` to RGB for `seconds` and report what arrived."""
     import time
 
-    from blazestream.pipeline.gst import parse_launch
+    from blazestream.gst import parse_launch
 
     Gst = gst_module
 

@@ -36,7 +36,7 @@ TOKEN = "test-token-0123456789"
 
 def make_small_clip(base: Path) -> Path:
     """The sample clip at 320x240 and SOURCE_FPS (H.264 MP4) under `base`, transcoded with GStreamer once."""
-    from blazestream.pipeline.gst import gst, parse_launch
+    from blazestream.gst import gst, parse_launch
 
     path = base / f"messi_moves_320x240_{SOURCE_FPS}fps.mp4"
     if path.exists():

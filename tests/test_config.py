@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from blazestream.config import AppConfig, load_config
 from blazestream.errors import ConfigError
-from blazestream.pipeline.spec import parse_source_uri
+from blazestream.source_spec import parse_source_uri
 
 DEFAULT = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 

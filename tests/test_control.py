@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from blazestream.gst import gst
 from blazestream.pipeline.control import RunControl, StreamWatch, source_index
 from blazestream.pipeline.ds_support import (
     choose_nvenc,
@@ -24,10 +25,9 @@ from blazestream.pipeline.ds_support import (
     uses_new_nvstreammux,
     videotestsrc_description,
 )
-from blazestream.pipeline.gst import gst
 from blazestream.pipeline.nvinfer_config import nvinfer_letterbox
-from blazestream.pipeline.spec import parse_source_uri
 from blazestream.pose.types import Pose
+from blazestream.source_spec import parse_source_uri
 
 pytestmark = pytest.mark.gst
 

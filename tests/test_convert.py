@@ -21,7 +21,7 @@ import tflite
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from blazestream.engines.errors import ModelChecksumError, ModelsMissingError, UnsupportedOpError
-from blazestream.engines.models import (
+from blazestream.models.cache import (
     MODELS,
     POSE_DETECTION,
     POSE_LANDMARK_FULL,
@@ -30,8 +30,8 @@ from blazestream.engines.models import (
     ensure_models,
     load_model_paths,
 )
-from blazestream.engines.tflite_onnx import CONVERTER_VERSION, convert_tflite
-from blazestream.engines.tflite_onnx.sparsity import DENSE, SPARSE_CSR, DimMetadata, SparsityParams, densify
+from blazestream.models.tflite_onnx import CONVERTER_VERSION, convert_tflite
+from blazestream.models.tflite_onnx.sparsity import DENSE, SPARSE_CSR, DimMetadata, SparsityParams, densify
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 RTOL = 1e-3

@@ -15,10 +15,10 @@ from blazestream.api.security import check_bind
 from blazestream.api.state import read_state, write_state
 from blazestream.config import CameraConfig
 from blazestream.errors import ConfigError
-from blazestream.outputs.base import FrameResult
 from blazestream.outputs.metrics import Metrics
 from blazestream.outputs.video import Tiler
 from blazestream.pipeline.frames import Batcher, Frame, FrameSlot
+from blazestream.results import FrameResult
 from blazestream.uris import redact_uri
 from test_outputs import make_result
 

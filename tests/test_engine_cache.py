@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from blazestream.engines.engine_cache import (
+from blazestream.trt_build.engine_cache import (
     Expected,
     Platform,
     Profile,

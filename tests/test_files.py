@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from blazestream.engines.engine_cache import default_engines_dir
-from blazestream.engines.models import MEDIAPIPE_VERSION, MODELS, default_models_dir, ensure_models
 from blazestream.files import atomic_write, cache_dir
+from blazestream.models.cache import MEDIAPIPE_VERSION, MODELS, default_models_dir, ensure_models
+from blazestream.trt_build.engine_cache import default_engines_dir
 
 
 def test_atomic_write_replaces_whole_files_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ import logging
 import numpy as np
 import pytest
 
-from blazestream.engines.build_plan import attach_timing_cache, calibration_batches
 from blazestream.kernels import BORDER_REPLICATE
 from blazestream.kernels.reference import Nv12, crop_rois
+from blazestream.trt_build.build_plan import attach_timing_cache, calibration_batches
 
 
 def test_calibration_batches_have_the_profile_opt_rows_even_with_one_sample() -> None:

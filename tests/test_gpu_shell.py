@@ -15,9 +15,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from blazestream.cli import app
-from blazestream.engines.build_plan import BuildRequest, plan_builds
-from blazestream.engines.build_progress import RichBuildProgress
 from blazestream.errors import MissingDependencyError
+from blazestream.trt_build.build_plan import BuildRequest, plan_builds
+from blazestream.trt_build.build_progress import RichBuildProgress
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 GPU_PACKAGES = ("tensorrt", "cupy", "pyds")
@@ -34,8 +34,8 @@ def test_cpu_modules_never_import_gpu_packages() -> None:
     code = (
         "import sys\n"
         "import blazestream.cli, blazestream.checks, blazestream.backends, blazestream.pipeline.graph\n"
-        "import blazestream.engines.engine_cache, blazestream.engines.build_plan, blazestream.engines.gpu_factory\n"
-        "import blazestream.engines.cuda_crop, blazestream.pipeline.nvinfer_config, blazestream.kernels.reference\n"
+        "import blazestream.trt_build.engine_cache, blazestream.trt_build.build_plan, blazestream.gpu_factory\n"
+        "import blazestream.kernels.cuda_crop, blazestream.pipeline.nvinfer_config, blazestream.kernels.reference\n"
         f"print([m for m in {GPU_PACKAGES!r} if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -47,7 +47,7 @@ def test_cpu_modules_never_import_gpu_packages() -> None:
     ("module", "hint"),
     [
         ("blazestream.engines.tensorrt", "DeepStream/JetPack images"),
-        ("blazestream.engines.build", "DeepStream/JetPack image"),
+        ("blazestream.trt_build.build", "DeepStream/JetPack image"),
         ("blazestream.pipeline.nvds", "PyPI's `pyds` is an unrelated package"),
     ],
 )
@@ -60,7 +60,7 @@ def test_gpu_modules_say_what_is_missing(module: str, hint: str) -> None:
 
 @pytest.mark.skipif(_has_real("cupy"), reason="CuPy is installed here")
 def test_cuda_cropper_needs_cupy() -> None:
-    from blazestream.engines.cuda_crop import CudaCropper
+    from blazestream.kernels.cuda_crop import CudaCropper
 
     with pytest.raises(MissingDependencyError, match=r"blazestream\[gpu\]"):
         CudaCropper()
@@ -152,7 +152,7 @@ def test_jetson_surface_structs_match_the_headers() -> None:
 
 
 def test_calibration_tensors_come_from_the_pose_core(models_dir: Path) -> None:
-    from blazestream.engines import calibration
+    from blazestream.models import calibration
 
     frames = calibration.sample_frames(DATA / "messi_moves.mp4", 6)
     assert len(frames) == 6

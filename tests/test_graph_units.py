@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from blazestream.config import SourceConfig
-from blazestream.engines.factory import create_cpu_estimator
 from blazestream.estimator import EstimatorSettings, PoseEstimator
-from blazestream.outputs.base import FrameResult
+from blazestream.factory import create_cpu_estimator
 from blazestream.pipeline.camera import (
     BACKOFF_JITTER,
     FIRST_FRAME_TIMEOUT_S,
@@ -27,8 +26,9 @@ from blazestream.pipeline.camera import (
 )
 from blazestream.pipeline.frames import Batcher, Frame, FrameSlot
 from blazestream.pipeline.runner import RunSummary
-from blazestream.pipeline.spec import parse_source_uri
 from blazestream.pipeline.stage import PoseStage
+from blazestream.results import FrameResult
+from blazestream.source_spec import parse_source_uri
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

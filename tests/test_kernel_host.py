@@ -14,7 +14,6 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from blazestream.engines.cuda_crop import BLOCK
 from blazestream.kernels import (
     BORDER_CONSTANT,
     BORDER_REPLICATE,
@@ -22,6 +21,7 @@ from blazestream.kernels import (
     FORMAT_NV12_BT601,
     FRAME_DESC_DTYPE,
 )
+from blazestream.kernels.cuda_crop import BLOCK
 from blazestream.kernels.reference import Nv12, crop_rois
 from blazestream.pose.crop import warp_rois
 from blazestream.pose.roi import crop_affine, pad_roi
@@ -67,7 +67,7 @@ def run_kernel(
     offset: float = 0.0,
     border_value: float = 0.0,
 ) -> F32:
-    """The kernel's launch, as engines/cuda_crop.py makes it, with host pointers in the frame table."""
+    """The kernel's launch, as kernels/cuda_crop.py makes it, with host pointers in the frame table."""
     table = np.zeros(len(frames), dtype=FRAME_DESC_DTYPE)
     for desc, frame in zip(table, frames, strict=True):
         if isinstance(frame, Nv12):

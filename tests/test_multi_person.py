@@ -23,8 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from blazestream.engines.factory import create_cpu_estimator
 from blazestream.estimator import EstimatorSettings, PoseEstimator
+from blazestream.factory import create_cpu_estimator
 from blazestream.pipeline.frames import Frame
 from blazestream.pipeline.stage import PoseStage
 from blazestream.pose.tracking import PoseTracker, duplicate_poses

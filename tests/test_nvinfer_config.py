@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from blazestream.engines.models import POSE_DETECTION, POSE_LANDMARK_FULL
+from blazestream.models.cache import POSE_DETECTION, POSE_LANDMARK_FULL
 from blazestream.pipeline.nvinfer_config import (
     NVINFER_PROPERTY_KEYS,
     DetectorInferConfig,
@@ -126,9 +126,9 @@ def test_nvinfer_scaling_changes_detections_by_a_few_pixels(models_dir: Path) ->
     Same detector (ONNX Runtime), same decoder; only the detector input differs. On 25 frames of the
     bundled clips: same detections, ROI centres a few pixels apart, sizes within ~10 %.
     """
-    from blazestream.engines.calibration import sample_frames
-    from blazestream.engines.factory import create_cpu_estimator
     from blazestream.estimator import EstimatorSettings, frame_sizes
+    from blazestream.factory import create_cpu_estimator
+    from blazestream.models.calibration import sample_frames
 
     estimator = create_cpu_estimator(models_dir, EstimatorSettings())
     frames = [cv2.cvtColor(cv2.imread(str(DATA / "messi5.jpg")), cv2.COLOR_BGR2RGB)]

@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from blazestream.outputs.base import FrameResult
 from blazestream.outputs.jsonl import JsonlSink
 from blazestream.outputs.metrics import Metrics
 from blazestream.outputs.mqtt import MqttSink, parse_mqtt_url
 from blazestream.outputs.video import AnnotatedVideoSink, RtspOutSink, Tiler, VideoFileSink
 from blazestream.pose.skeleton import NUM_LANDMARKS
 from blazestream.pose.types import Pose
+from blazestream.results import FrameResult
 
 
 def make_pose(cx: float = 0.5, cy: float = 0.5, track_id: int | None = 1) -> Pose:
@@ -307,7 +307,7 @@ def test_tiler_grid_letterbox_poses_and_waiting_cells() -> None:
 
 def count_mp4_frames(gst: Any, path: Path) -> tuple[int, str, list[int]]:
     """Decode the MP4 with GStreamer; return (frames, h264parse caps, decoded PTS in ns)."""
-    from blazestream.pipeline.gst import parse_launch
+    from blazestream.gst import parse_launch
 
     pipeline = parse_launch(
         "filesrc name=file ! qtdemux ! h264parse name=parse ! avdec_h264 ! fakesink name=sink", "count"
@@ -411,7 +411,7 @@ def test_annotated_video_sink_tiles_cameras_into_the_file(gst_module: Any, tmp_p
 @pytest.fixture
 def main_loop(gst_module: Any) -> Iterator[Any]:
     """The runner's situation: a GLib main loop on the default context, in another thread."""
-    from blazestream.pipeline.gst import glib
+    from blazestream.gst import glib
 
     loop = glib().MainLoop()
     thread = threading.Thread(target=loop.run, daemon=True)

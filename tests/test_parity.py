@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from blazestream.engines.factory import create_cpu_estimator
 from blazestream.estimator import EstimatorSettings
+from blazestream.factory import create_cpu_estimator
 from blazestream.image_job import process_images
 from blazestream.reference import run_worker
 from parity_cases import CASES, write_cases

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.gst, pytest.mark.slow]
 
 @pytest.mark.timeout(180)
 def test_element_posts_one_record_per_frame(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from blazestream.pipeline.gst import gst
+    from blazestream.gst import gst
     from blazestream.plugins.pose_element import MESSAGE_NAME, register
 
     monkeypatch.setenv("BLAZESTREAM_MODELS", str(models_dir))

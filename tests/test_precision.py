@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blazestream.engines.precision import (
+from blazestream.models.precision import (
     LANDMARK_BUDGET_PX,
     OUTPUTS,
     WORLD_BUDGET_CM,
@@ -65,8 +65,8 @@ def scratch_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="module")
 def unseen_crops(models_dir: Path) -> np.ndarray:
     """Person crops from the bundled photo, jittered: never used by a build (it calibrates on the clips)."""
-    from blazestream.engines.calibration import landmark_tensors
     from blazestream.images import load_image
+    from blazestream.models.calibration import landmark_tensors
 
     image = load_image(DATA_DIR / "messi5.jpg")
     frames = [image, np.ascontiguousarray(image[:, ::-1]), np.clip(image.astype(np.int16) + 9, 0, 255).astype(np.uint8)]

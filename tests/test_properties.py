@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from blazestream.config import AppConfig, load_config
 from blazestream.errors import ConfigError
-from blazestream.outputs.base import FrameResult
-from blazestream.pipeline.spec import TEST_LIMITS, TEST_PATTERNS, SourceSpec, parse_source_uri
 from blazestream.pose.skeleton import LANDMARK_NAMES
 from blazestream.pose.types import Pose
+from blazestream.results import FrameResult
+from blazestream.source_spec import TEST_LIMITS, TEST_PATTERNS, SourceSpec, parse_source_uri
 from blazestream.uris import redact_uri
 
 SECRET = "s3cr3t-pw"

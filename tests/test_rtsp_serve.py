@@ -32,7 +32,7 @@ def refused(port: int) -> bool:
 @pytest.fixture(scope="module")
 def short_clip(tmp_path_factory: pytest.TempPathFactory, gst_module: Any) -> Path:
     """A 1 s clip (30 frames at 30 fps, 320x240 H.264 MP4): the loop boundary comes quickly."""
-    from blazestream.pipeline.gst import parse_launch
+    from blazestream.gst import parse_launch
 
     Gst = gst_module
     path = tmp_path_factory.mktemp("clip") / "short.mp4"

@@ -127,7 +127,7 @@ def test_sigint_stops_cleanly_with_playable_video_and_complete_jsonl(models_dir:
 
 def _count_video_frames(path: Path) -> int:
     """Decode the file with GStreamer and count the frames (fails unless the MP4 is finalized)."""
-    from blazestream.pipeline.gst import gst, parse_launch
+    from blazestream.gst import gst, parse_launch
 
     Gst = gst()
     pipeline = parse_launch("filesrc name=file ! qtdemux ! h264parse ! avdec_h264 ! fakesink name=sink", "count")

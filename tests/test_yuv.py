@@ -14,16 +14,16 @@ import pytest
 
 from blazestream.estimator import CpuCropper
 from blazestream.pipeline.frames import Frame
-from blazestream.pose.yuv import Yuv420, tables_yuv420_to_rgb, yuv420_to_rgb
+from blazestream.yuv import Yuv420, tables_yuv420_to_rgb, yuv420_to_rgb
 from conftest import DATA_DIR
 
 
 def _decode_ours(path: Path, count: int) -> list[Any]:
     """The first `count` frames through the camera's own source branch."""
     from blazestream.config import SourceConfig
-    from blazestream.pipeline.gst import buffer_to_pixels, gst, parse_launch
+    from blazestream.gst import buffer_to_pixels, gst, parse_launch
     from blazestream.pipeline.sources import SINK_NAME, source_description
-    from blazestream.pipeline.spec import parse_source_uri
+    from blazestream.source_spec import parse_source_uri
 
     pipeline = parse_launch(source_description(parse_source_uri(str(path), "t"), SourceConfig()), "test-decode")
     sink = pipeline.get_by_name(SINK_NAME)

@@ -56,7 +56,7 @@ def deepstream() -> Probe:
     try:
         import pyds  # noqa: F401
 
-        from blazestream.pipeline.gst import gst
+        from blazestream.gst import gst
 
         if gst().ElementFactory.find("nvinfer") is None:
             return Probe(False, "pyds is present but the nvinfer element is not (DeepStream SDK missing)")

@@ -2,7 +2,7 @@
 
 Both sides see the same pixels: MediaPipe gets the frames as its users read them (cv2.VideoCapture,
 decoded once into a memory-mapped array), our graph decodes the file itself and converts like
-FFmpeg does (pose.yuv). MediaPipe is served as well as it can be on this machine: one process uses about
+FFmpeg does (blazestream.yuv). MediaPipe is served as well as it can be on this machine: one process uses about
 one core, so its trackers are also spread over one process per core; the faster of that and a single
 process is the baseline. Display is off on our side (no video outputs): only the poses are produced.
 """
@@ -25,8 +25,8 @@ import numpy as np
 from blazestream.config import AppConfig
 from blazestream.engines.onnxruntime import available_cores
 from blazestream.errors import BlazestreamError
-from blazestream.outputs.base import FrameResult
 from blazestream.reference import WORKER, mediapipe_python
+from blazestream.results import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -400,8 +400,8 @@ def model_timings(models_dir: Path, photo: Path, repeats: int = 30) -> list[Mode
     plus the whole static pipeline of both, measured one after the other in this run."""
     import onnxruntime as ort
 
-    from blazestream.engines.factory import create_cpu_estimator
     from blazestream.engines.onnxruntime import OrtSettings
+    from blazestream.factory import create_cpu_estimator
     from blazestream.images import load_image
 
     cores = available_cores()

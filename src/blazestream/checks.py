@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from blazestream import __version__
-from blazestream.config import Precision
+from blazestream.precisions import TensorRTPrecision as Precision
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -92,7 +92,7 @@ def _guard(group: str, name: str, needed_by: tuple[str, ...], probe: Callable[[]
 
 def _gstreamer() -> list[Check]:
     try:
-        from blazestream.pipeline.gst import gst
+        from blazestream.gst import gst
 
         Gst = gst()
     except Exception as exc:
@@ -166,7 +166,7 @@ def _onnxruntime() -> Check:
 
 def _cpu_precisions() -> list[Check]:
     """Which `--precision` runs fast on this CPU (every one runs; a slow one warns when chosen)."""
-    from blazestream.engines.precision import PRECISIONS, cpu_features, precision_speed
+    from blazestream.models.precision import PRECISIONS, cpu_features, precision_speed
 
     features = cpu_features()
     rows = [Check("cpu", "CPU features", "info", features.summary, ())]
@@ -185,7 +185,7 @@ def _cpu_precisions() -> list[Check]:
 
 
 def _models(models_dir: Path) -> Check:
-    from blazestream.engines.models import load_model_paths
+    from blazestream.models.cache import load_model_paths
 
     try:
         paths = load_model_paths(models_dir)
@@ -195,8 +195,8 @@ def _models(models_dir: Path) -> Check:
 
 
 def _engines(models_dir: Path, engines_dir: Path, precision: Precision, gpu_ready: bool) -> list[Check]:
-    from blazestream.engines.build_plan import BuildRequest, plan_builds
-    from blazestream.engines.engine_cache import Expected, rebuild_command, staleness
+    from blazestream.trt_build.build_plan import BuildRequest, plan_builds
+    from blazestream.trt_build.engine_cache import Expected, rebuild_command, staleness
 
     try:
         planned = plan_builds(BuildRequest(models_dir=models_dir, engines_dir=engines_dir, precision=precision))
@@ -204,7 +204,7 @@ def _engines(models_dir: Path, engines_dir: Path, precision: Precision, gpu_read
         return [Check("engines", "engines", "missing", f"cannot plan engines: {exc}", ("tensorrt", "deepstream"))]
     platform_here = None
     if gpu_ready:
-        from blazestream.engines.gpu_factory import current_platform
+        from blazestream.trt_build.engine_cache import current_platform
 
         platform_here = current_platform()
     rebuild = rebuild_command(precision=precision, max_batch=16, models_dir=models_dir, engines_dir=engines_dir)

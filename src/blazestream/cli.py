@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from blazestream import __version__
 from blazestream.errors import BlazestreamError, ConfigError, exit_code_for
+from blazestream.precisions import TENSORRT_PRECISIONS
 from blazestream.uris import RedactingFilter, redact_text
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _models_dir(value: Path | None) -> Path:
-    from blazestream.engines.models import default_models_dir
+    from blazestream.models.cache import default_models_dir
 
     return value if value is not None else default_models_dir()
 
@@ -141,7 +142,7 @@ def models(
     force: Annotated[bool, typer.Option(help="Convert again even if the cache is up to date.")] = False,
 ) -> None:
     """Fetch MediaPipe's pose models (from the mediapipe 0.10.21 wheel), check them and convert to ONNX."""
-    from blazestream.engines.models import ensure_models
+    from blazestream.models.cache import ensure_models
 
     target = _models_dir(models_dir)
     with Progress(
@@ -207,9 +208,9 @@ def image(
 ) -> None:
     """Static mode: find the poses in each image on its own and write them as JSON."""
     from blazestream.config import check_output_file
-    from blazestream.engines.factory import create_cpu_estimator
     from blazestream.engines.onnxruntime import OrtSettings
     from blazestream.estimator import EstimatorSettings
+    from blazestream.factory import create_cpu_estimator
     from blazestream.image_job import process_images, write_json
 
     check_output_file("--json", json_out)
@@ -481,7 +482,7 @@ def bench(
 
     if models:
         from blazestream.bench import model_timings, print_model_timings
-        from blazestream.engines.models import ensure_models
+        from blazestream.models.cache import ensure_models
 
         photo = _default_bench_source().with_name("messi5.jpg")
         try:
@@ -504,7 +505,7 @@ def bench(
         chosen = resolve_backend(backend)
         if chosen == "deepstream":
             chosen = "tensorrt"
-        from blazestream.engines.precision import PRECISIONS
+        from blazestream.models.precision import PRECISIONS
 
         chosen_precisions = tuple(dict.fromkeys(precision or ["fp32"]))
         unknown = [p for p in chosen_precisions if p not in PRECISIONS]
@@ -609,19 +610,19 @@ def build_engines(
     engines_dir: EnginesDir = None,
 ) -> None:
     """Build the TensorRT engines (detector and landmark model) for this GPU, with a sidecar JSON each."""
-    from blazestream.engines.build_plan import BuildRequest
-    from blazestream.engines.build_progress import RichBuildProgress
-    from blazestream.engines.engine_cache import default_engines_dir
+    from blazestream.trt_build.build_plan import BuildRequest
+    from blazestream.trt_build.build_progress import RichBuildProgress
+    from blazestream.trt_build.engine_cache import default_engines_dir
 
-    if precision not in ("fp16", "fp32", "int8"):
+    if precision not in TENSORRT_PRECISIONS:
         raise _fail(ConfigError(f"--precision {precision}: use fp16, fp32 or int8"))
     try:
-        from blazestream.engines.build import build_engines as build
+        from blazestream.trt_build.build import build_engines as build
 
         request = BuildRequest(
             models_dir=_models_dir(models_dir),
             engines_dir=engines_dir or default_engines_dir(),
-            precision=precision,  # type: ignore[arg-type]  # checked above
+            precision=precision,  # narrowed by the check above
             max_batch=max_batch,
             opt_batch=opt_batch,
             workspace_mb=workspace,
@@ -647,14 +648,14 @@ def checks(
 ) -> None:
     """What this machine can run: GStreamer, DeepStream, CUDA, TensorRT, ONNX Runtime, models, engines."""
     from blazestream.checks import render_table, run_checks
-    from blazestream.engines.engine_cache import default_engines_dir
+    from blazestream.trt_build.engine_cache import default_engines_dir
 
-    if precision not in ("fp16", "fp32", "int8"):
+    if precision not in TENSORRT_PRECISIONS:
         raise _fail(ConfigError(f"--precision {precision}: use fp16, fp32 or int8"))
     report = run_checks(
         models_dir=_models_dir(models_dir),
         engines_dir=engines_dir or default_engines_dir(),
-        precision=precision,  # type: ignore[arg-type]  # checked above
+        precision=precision,  # narrowed by the check above
     )
     if json_out:
         print(json.dumps(report.to_json(), indent=1))

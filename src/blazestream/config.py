@@ -15,10 +15,10 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from blazestream.errors import ConfigError
+from blazestream.precisions import CpuPrecision, TensorRTPrecision
 from blazestream.uris import parse_mqtt_url, redact_text
 
 Backend = Literal["auto", "cpu", "tensorrt", "deepstream"]
-Precision = Literal["fp32", "fp16", "int8"]
 
 
 def _check_mqtt_url(value: str) -> str:
@@ -69,7 +69,7 @@ class CameraConfig(_Strict):
     @field_validator("uri")
     @classmethod
     def _check_uri(cls, value: str) -> str:
-        from blazestream.pipeline.spec import parse_source_uri
+        from blazestream.source_spec import parse_source_uri
 
         parse_source_uri(value)  # raises ValueError with a clear message
         return value
@@ -132,7 +132,7 @@ class OnnxRuntimeConfig(_Strict):
 
 
 class TensorRTConfig(_Strict):
-    precision: Precision = "fp16"
+    precision: TensorRTPrecision = "fp16"
     max_batch: Annotated[int, Field(ge=1, le=256)] = 16
     workspace_mb: Annotated[int, Field(ge=64)] = 1024
     engines_dir: Path | None = None
@@ -160,7 +160,7 @@ class EngineConfig(_Strict):
     models_dir: Path | None = None
     onnxruntime: OnnxRuntimeConfig = OnnxRuntimeConfig()
     tensorrt: TensorRTConfig = TensorRTConfig()
-    precision: Literal["fp32", "bf16", "int8"] = "fp32"
+    precision: CpuPrecision = "fp32"
     """CPU backend's landmark model precision (engines.precision); TensorRT's is tensorrt.precision."""
 
 
@@ -212,7 +212,7 @@ class RedisConfig(_Strict):
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is not None:
-            from blazestream.outputs.redis_streams import parse_redis_url
+            from blazestream.uris import parse_redis_url
 
             parse_redis_url(value)  # raises ValueError naming the URL and the expected form
         return value

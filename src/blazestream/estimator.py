@@ -28,21 +28,27 @@ from blazestream.pose.landmarks import (
     refine_from_heatmap,
 )
 from blazestream.pose.landmarks import remove_letterbox as remove_landmark_letterbox
+from blazestream.pose.model_io import (
+    DETECTOR_OFFSET,
+    DETECTOR_SCALE,
+    DETECTOR_SIZE,
+    LANDMARK_OFFSET,
+    LANDMARK_SCALE,
+    LANDMARK_SIZE,
+)
 from blazestream.pose.roi import alignment_roi, full_image_roi, pad_roi, roi_to_pixels
 from blazestream.pose.segmentation import crop_to_frame, instance_mask, mask_probabilities
 from blazestream.pose.skeleton import NUM_LANDMARKS
 from blazestream.pose.tracking import duplicate_poses, same_person_roi
 from blazestream.pose.types import Pose
 from blazestream.pose.windows import WindowSpec, frame_windows, group_by_frame, window_rois, windows_to_frame
-from blazestream.pose.yuv import Yuv420, as_rgb
+from blazestream.yuv import Yuv420, as_rgb
 
 Frame = npt.NDArray[np.uint8] | Yuv420
 """What the CPU cropper takes: an RGB image or decoded 4:2:0 planes."""
 FloatArray = npt.NDArray[np.float32]
 
 SEGMENTATION_OUTPUT = "segmentation"
-DETECTOR_SIZE = 224
-LANDMARK_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class CpuCropper:
 
     Crops of one batch are made on `workers` threads at once (OpenCV and NumPy release the GIL), each
     writing its slice of the model input, so a batch's preprocessing uses every core. Frames may be
-    `Yuv420` planes: a landmark crop then converts only the rectangle its ROI reads (pose.yuv).
+    `Yuv420` planes: a landmark crop then converts only the rectangle its ROI reads (blazestream.yuv).
     """
 
     def __init__(self, workers: int = 1) -> None:
@@ -138,8 +144,8 @@ class CpuCropper:
             padded,
             size=DETECTOR_SIZE,
             border="zero",
-            scale=2.0 / 255.0,
-            offset=-1.0,
+            scale=DETECTOR_SCALE,
+            offset=DETECTOR_OFFSET,
         )
         return tensor, padding
 
@@ -149,7 +155,13 @@ class CpuCropper:
         sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
         padded, padding = pad_roi(roi_to_pixels(rois, sizes), tensor_width=LANDMARK_SIZE, tensor_height=LANDMARK_SIZE)
         tensor = self._crop_all(
-            frames, frame_index, padded, size=LANDMARK_SIZE, border="replicate", scale=1.0 / 255.0, offset=0.0
+            frames,
+            frame_index,
+            padded,
+            size=LANDMARK_SIZE,
+            border="replicate",
+            scale=LANDMARK_SCALE,
+            offset=LANDMARK_OFFSET,
         )
         return tensor, padding
 
@@ -160,7 +172,7 @@ class CpuCropper:
         sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
         padded, padding = pad_roi(roi_to_pixels(rois, sizes), tensor_width=DETECTOR_SIZE, tensor_height=DETECTOR_SIZE)
         tensor = self._crop_all(
-            frames, frame_index, padded, size=DETECTOR_SIZE, border="zero", scale=2.0 / 255.0, offset=-1.0
+            frames, frame_index, padded, size=DETECTOR_SIZE, border="zero", scale=DETECTOR_SCALE, offset=DETECTOR_OFFSET
         )
         return tensor, padding
 

@@ -24,7 +24,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from blazestream.errors import BlazestreamError, InputError
-from blazestream.pipeline.gst import glib, gst, parse_launch, require_elements, rtsp_server
+from blazestream.gst import glib, gst, parse_launch, require_elements, rtsp_server
 
 log = logging.getLogger(__name__)
 

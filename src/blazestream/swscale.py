@@ -4,7 +4,7 @@ OpenCV's FFmpeg backend converts every decoded frame with `sws_scale(..., SWS_BI
 same-size yuv420p source swscale takes its unscaled SIMD yuv2rgb path, so calling the same library
 gives the same pixels (the tests compare with cv2 frame by frame) at a fraction of GStreamer's
 videoconvert cost. libswscale comes with gstreamer1.0-libav (through libavfilter). Where it cannot be
-loaded, `pose.yuv` computes the same formula with table look-ups instead (slower, same result).
+loaded, `blazestream.yuv` computes the same formula with table look-ups instead (slower, same result).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def supports(width: int, height: int) -> bool:
     """Sizes the unscaled SIMD path converts whole: even height, width a multiple of 16.
 
     Its kernels work in blocks of 8/16 pixels and read/write whole blocks; for other sizes swscale
-    takes other paths (and OpenCV's own frames would too), so those go through pose.yuv's tables.
+    takes other paths (and OpenCV's own frames would too), so those go through blazestream.yuv's tables.
     """
     return width % 16 == 0 and height % 2 == 0 and width > 0 and height > 0
 

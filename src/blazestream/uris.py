@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 MQTT_DEFAULT_PORT = 1883
+REDIS_DEFAULT_PORT = 6379
 REDACTED = "***"
 
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:\[\]]*)(?::(?P<password>[^/\s]*))?@")
@@ -60,3 +62,44 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     return parts.hostname, port if port is not None else MQTT_DEFAULT_PORT, user, password
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """A parsed `redis://` URL (the password is kept out of `display`)."""
+
+    host: str
+    port: int
+    db: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+    @property
+    def display(self) -> str:
+        auth = f"{self.username or ''}:***@" if self.password is not None else ""
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}{self.host}:{self.port}/{self.db}"
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """`redis://[user:password@]host[:port][/db]` (or `rediss://` for TLS); ValueError names the URL."""
+    expected = "expected redis://[user:password@]host[:port][/db]"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid Redis URL {url!r}: {exc}; {expected}") from exc
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"invalid Redis URL {url!r}: {expected}")
+    db_text = parts.path.lstrip("/")
+    if db_text and not db_text.isdigit():
+        raise ValueError(f"invalid Redis URL {url!r}: the database must be a number (/0, /1, ...); {expected}")
+    return RedisTarget(
+        host=parts.hostname,
+        port=port if port is not None else REDIS_DEFAULT_PORT,
+        db=int(db_text) if db_text else 0,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        tls=parts.scheme == "rediss",
+    )

@@ -70,8 +70,8 @@ def engines_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def build(models_dir: Path, engines_dir: Path) -> Callable[[str], Path]:
     """build(precision) -> the engines directory holding fresh engines of that precision (built once)."""
-    from blazestream.engines.build import build_engines
-    from blazestream.engines.build_plan import BuildRequest
+    from blazestream.trt_build.build import build_engines
+    from blazestream.trt_build.build_plan import BuildRequest
 
     def run(precision: str) -> Path:
         request = BuildRequest(models_dir=models_dir, engines_dir=engines_dir, precision=precision, max_batch=16)  # type: ignore[arg-type]

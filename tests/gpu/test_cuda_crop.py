@@ -37,7 +37,7 @@ def _rois(width: int, height: int) -> np.ndarray:
 def test_kernel_equals_the_reference(border: int) -> None:
     import cupy as cp
 
-    from blazestream.engines.cuda_crop import CudaCropper
+    from blazestream.kernels.cuda_crop import CudaCropper
 
     frame = _frame()
     height, width = frame.shape[:2]
@@ -58,7 +58,7 @@ def test_kernel_equals_the_reference(border: int) -> None:
 def test_nv12_kernel_equals_the_reference() -> None:
     import cupy as cp
 
-    from blazestream.engines.cuda_crop import CudaCropper, DeviceNv12
+    from blazestream.kernels.cuda_crop import CudaCropper, DeviceNv12
 
     frame = _frame()[:340, :548]
     height, width = frame.shape[:2]
@@ -77,7 +77,7 @@ def test_nv12_kernel_equals_the_reference() -> None:
 def test_gpu_cropper_matches_the_cpu_cropper_within_one_grey_level() -> None:
     import cupy as cp
 
-    from blazestream.engines.cuda_crop import CudaCropper
+    from blazestream.kernels.cuda_crop import CudaCropper
 
     frames = [_frame(), _frame()[::-1].copy()]
     height, width = frames[0].shape[:2]

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blazestream.engines import calibration
 from blazestream.engines.onnxruntime import OnnxRuntimeEngine
+from blazestream.models import calibration
 from blazestream.pose.anchors import generate_anchors
 from blazestream.pose.detection import decode_detections, remove_letterbox, weighted_nms
 from blazestream.pose.landmarks import decode_landmarks, project_landmarks, project_world, refine_from_heatmap

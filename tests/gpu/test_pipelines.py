@@ -35,8 +35,8 @@ def _keys(record: dict) -> tuple:
 
 def test_tensorrt_estimator_matches_the_cpu_estimator(models_dir: Path, build: Callable[[str], Path]) -> None:
     from blazestream.config import TensorRTConfig
-    from blazestream.engines.factory import create_cpu_estimator
-    from blazestream.engines.gpu_factory import create_tensorrt_estimator
+    from blazestream.factory import create_cpu_estimator
+    from blazestream.gpu_factory import create_tensorrt_estimator
 
     frame = cv2.cvtColor(cv2.imread(str(DATA / "messi5.jpg")), cv2.COLOR_BGR2RGB)
     trt_cfg = TensorRTConfig(precision="fp32", engines_dir=build("fp32"))

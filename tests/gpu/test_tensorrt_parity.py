@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blazestream.engines import calibration
 from blazestream.engines.onnxruntime import OnnxRuntimeEngine
+from blazestream.models import calibration
 from blazestream.pose.anchors import generate_anchors
 from blazestream.pose.detection import decode_detections
 from blazestream.pose.landmarks import decode_landmarks
@@ -35,9 +35,9 @@ def inputs(models_dir: Path) -> dict[str, np.ndarray]:
 
 
 def _pair(models_dir: Path, engines: Path, role: str, precision: str) -> tuple[dict, dict]:
-    from blazestream.engines.engine_cache import engine_path
-    from blazestream.engines.models import load_model_paths
     from blazestream.engines.tensorrt import TensorRTEngine
+    from blazestream.models.cache import load_model_paths
+    from blazestream.trt_build.engine_cache import engine_path
 
     paths = load_model_paths(models_dir)
     onnx = paths.detector_onnx if role == "detector" else paths.landmark_noseg_onnx

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from blazestream import __version__
 from blazestream.config import CameraConfig
 from blazestream.pipeline.runner import CameraStatus, DuplicateCameraError, RunStoppingError, UnknownCameraError
-from blazestream.pipeline.spec import parse_source_uri
+from blazestream.source_spec import parse_source_uri
 
 from .control import CameraControl, InvalidCameraError, RefusedError
 from .live import LiveFrames

@@ -15,7 +15,7 @@ from pathlib import Path
 from blazestream.config import CameraConfig
 from blazestream.errors import BlazestreamError
 from blazestream.pipeline.runner import CameraStatus, Runner
-from blazestream.pipeline.spec import parse_source_uri
+from blazestream.source_spec import parse_source_uri
 from blazestream.uris import redact_uri
 
 from .state import write_state

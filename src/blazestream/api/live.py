@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from blazestream.outputs.annotate import draw_poses
-from blazestream.outputs.base import FrameResult
+from blazestream.results import FrameResult
 
 
 @dataclass

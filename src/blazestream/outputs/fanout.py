@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable, Sequence
 
 from blazestream.errors import log_error
-from blazestream.outputs.base import FrameResult, ResultSink
+from blazestream.outputs.base import ResultSink
+from blazestream.results import FrameResult
 from blazestream.uris import redact_text
 
 log = logging.getLogger(__name__)

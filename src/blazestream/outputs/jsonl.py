@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from blazestream.outputs.base import FrameResult
+from blazestream.results import FrameResult
 
 
 class JsonlSink:

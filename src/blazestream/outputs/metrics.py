@@ -11,7 +11,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from blazestream.errors import RunError
-from blazestream.outputs.base import FrameResult
+from blazestream.results import FrameResult
 
 FPS_WINDOW_S = 2.0
 """Processed-frame rate is measured over this sliding window: long enough to be steady, short enough to show a stall."""

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from blazestream.errors import MissingDependencyError
-from blazestream.outputs.base import FrameResult
+from blazestream.results import FrameResult
 from blazestream.uris import MQTT_DEFAULT_PORT, parse_mqtt_url, redact_uri
 
 log = logging.getLogger(__name__)

@@ -18,16 +18,15 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from blazestream.errors import BlazestreamError, MissingDependencyError
-from blazestream.outputs.base import FrameResult
+from blazestream.results import FrameResult
+from blazestream.uris import parse_redis_url
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 6379
 FIELD = "record"
 """The entry's one field; its value is exactly the JSON Lines record."""
 CHUNK = 256
@@ -40,47 +39,6 @@ _ID_TOO_SMALL = "equal or smaller"
 
 class OutputLossError(BlazestreamError):
     """Records an output could not deliver (raised from `close`, so the run's summary shows it)."""
-
-
-@dataclass(frozen=True)
-class RedisTarget:
-    """A parsed `redis://` URL (the password is kept out of `display`)."""
-
-    host: str
-    port: int
-    db: int
-    username: str | None
-    password: str | None
-    tls: bool
-
-    @property
-    def display(self) -> str:
-        auth = f"{self.username or ''}:***@" if self.password is not None else ""
-        scheme = "rediss" if self.tls else "redis"
-        return f"{scheme}://{auth}{self.host}:{self.port}/{self.db}"
-
-
-def parse_redis_url(url: str) -> RedisTarget:
-    """`redis://[user:password@]host[:port][/db]` (or `rediss://` for TLS); ValueError names the URL."""
-    expected = "expected redis://[user:password@]host[:port][/db]"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid Redis URL {url!r}: {exc}; {expected}") from exc
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname or parts.query or parts.fragment:
-        raise ValueError(f"invalid Redis URL {url!r}: {expected}")
-    db_text = parts.path.lstrip("/")
-    if db_text and not db_text.isdigit():
-        raise ValueError(f"invalid Redis URL {url!r}: the database must be a number (/0, /1, ...); {expected}")
-    return RedisTarget(
-        host=parts.hostname,
-        port=port if port is not None else DEFAULT_PORT,
-        db=int(db_text) if db_text else 0,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
-        tls=parts.scheme == "rediss",
-    )
 
 
 def _redis() -> Any:

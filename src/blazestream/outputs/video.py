@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from blazestream.gst import glib, gst, parse_launch, require_elements, rtsp_server
 from blazestream.outputs.annotate import draw_poses
-from blazestream.outputs.base import FrameResult
-from blazestream.pipeline.gst import glib, gst, parse_launch, require_elements, rtsp_server
+from blazestream.results import FrameResult
 
 log = logging.getLogger(__name__)
 

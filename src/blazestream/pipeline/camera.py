@@ -19,10 +19,10 @@ from typing import Any, Protocol
 
 from blazestream.config import SourceConfig
 from blazestream.errors import BlazestreamError
+from blazestream.gst import buffer_to_pixels, gst, parse_launch
 from blazestream.pipeline.frames import Frame, FrameSlot
-from blazestream.pipeline.gst import buffer_to_pixels, gst, parse_launch
 from blazestream.pipeline.sources import SINK_NAME, source_description
-from blazestream.pipeline.spec import SourceSpec
+from blazestream.source_spec import SourceSpec
 from blazestream.uris import redact_text
 
 log = logging.getLogger(__name__)

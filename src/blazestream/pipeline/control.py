@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from blazestream.errors import log_error
-from blazestream.pipeline.gst import glib
+from blazestream.gst import glib
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, cast
 from blazestream.config import AppConfig, RtspOutputConfig, VideoOutputConfig
 from blazestream.engines.cupy_api import load_cupy
 from blazestream.errors import BlazestreamError
-from blazestream.outputs.base import FrameResult, ResultSink
+from blazestream.gst import gst, require_elements, rtsp_server
+from blazestream.outputs.base import ResultSink
 from blazestream.outputs.fanout import SinkFanout
 from blazestream.outputs.metrics import Metrics
 from blazestream.pipeline.control import RunControl, StreamWatch
@@ -37,11 +38,11 @@ from blazestream.pipeline.ds_support import (
     uses_new_nvstreammux,
     videotestsrc_description,
 )
-from blazestream.pipeline.gst import gst, require_elements, rtsp_server
 from blazestream.pipeline.nvinfer_config import DetectorInferConfig, write_detector_config
 from blazestream.pipeline.runner import RunSummary
-from blazestream.pipeline.spec import SourceSpec
 from blazestream.pipeline.stage import PoseStage
+from blazestream.results import FrameResult
+from blazestream.source_spec import SourceSpec
 from blazestream.uris import redact_text
 
 if TYPE_CHECKING:
@@ -401,11 +402,11 @@ def build_deepstream_runner(cfg: AppConfig) -> DeepStreamRunner:
     Every CUDA object (TensorRT context, crop kernel, CuPy buffers) is made on `deepstream.gpu_id`, and the
     probe runs its batches on that device, like every nv element of the graph.
     """
-    from blazestream.engines.cuda_crop import CudaCropper
-    from blazestream.engines.gpu_factory import fresh_engines
-    from blazestream.engines.models import POSE_DETECTION, default_models_dir
     from blazestream.engines.tensorrt import TensorRTEngine
     from blazestream.estimator import PoseEstimator
+    from blazestream.gpu_factory import fresh_engines
+    from blazestream.kernels.cuda_crop import CudaCropper
+    from blazestream.models.cache import POSE_DETECTION, default_models_dir
     from blazestream.pipeline.ds_pose import PoseProbe
     from blazestream.pipeline.graph import create_sinks, estimator_settings, source_specs
 

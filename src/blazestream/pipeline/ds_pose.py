@@ -29,7 +29,7 @@ import numpy as np
 from blazestream.engines.cupy_api import CupyModule
 from blazestream.errors import log_error
 from blazestream.estimator import FrameDetections
-from blazestream.outputs.base import FrameResult
+from blazestream.gst import gst
 from blazestream.pipeline import nvds
 from blazestream.pipeline.ds_support import (
     detector_geometry,
@@ -40,11 +40,11 @@ from blazestream.pipeline.ds_support import (
     use_egl_surfaces,
 )
 from blazestream.pipeline.frames import Frame
-from blazestream.pipeline.gst import gst
 from blazestream.pipeline.jetson_surface import EglSurfaceMapper
 from blazestream.pipeline.nvinfer_config import DETECTOR_GIE_ID
 from blazestream.pipeline.stage import PoseStage
 from blazestream.pose.anchors import NUM_ANCHORS
+from blazestream.results import FrameResult
 
 gst()  # gi.require_version and Gst.init before the typelib import
 from gi.repository import Gst  # noqa: E402

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from blazestream.estimator import DETECTOR_SIZE
 from blazestream.outputs.annotate import MIN_VISIBILITY
 from blazestream.pipeline.nvinfer_config import nvinfer_letterbox
-from blazestream.pipeline.spec import SourceSpec
+from blazestream.pose.model_io import DETECTOR_SIZE
 from blazestream.pose.roi import box_points, roi_to_pixels
 from blazestream.pose.skeleton import POSE_CONNECTIONS
 from blazestream.pose.types import Pose
+from blazestream.source_spec import SourceSpec
 
 log = logging.getLogger(__name__)
 

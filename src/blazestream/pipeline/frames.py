@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from blazestream.pose.yuv import Yuv420
+from blazestream.yuv import Yuv420
 
 
 @dataclass(frozen=True)

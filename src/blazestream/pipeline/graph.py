@@ -11,9 +11,9 @@ from blazestream.estimator import EstimatorSettings, PoseEstimator
 from blazestream.outputs.base import ResultSink
 from blazestream.outputs.metrics import Metrics
 from blazestream.pipeline.runner import Runner
-from blazestream.pipeline.spec import SourceSpec, parse_source_uri
 from blazestream.pipeline.stage import PoseStage
 from blazestream.pose.windows import WindowSpec
+from blazestream.source_spec import SourceSpec, parse_source_uri
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,15 @@ def window_spec(detection: DetectionConfig) -> WindowSpec:
 
 def create_estimator(cfg: AppConfig, backend: str) -> PoseEstimator:
     """The estimator for a resolved backend ('cpu' or 'tensorrt')."""
-    from blazestream.engines.models import default_models_dir
+    from blazestream.models.cache import default_models_dir
 
     models_dir = cfg.engine.models_dir or default_models_dir()
     settings = estimator_settings(cfg)
     if backend == "tensorrt":
-        from blazestream.engines.gpu_factory import create_tensorrt_estimator
+        from blazestream.gpu_factory import create_tensorrt_estimator
 
         return create_tensorrt_estimator(models_dir, settings, cfg.engine.tensorrt, segmentation=cfg.pose.segmentation)
-    from blazestream.engines.factory import create_cpu_estimator
+    from blazestream.factory import create_cpu_estimator
 
     ort = cfg.engine.onnxruntime
     return create_cpu_estimator(

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from blazestream.engines.models import ModelSpec
+from blazestream.models.cache import ModelSpec
 
 NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}
 NETWORK_TYPE_OTHER = 100

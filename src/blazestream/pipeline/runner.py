@@ -21,15 +21,16 @@ from typing import Any
 
 from blazestream.config import AppConfig
 from blazestream.errors import BlazestreamError, log_error
-from blazestream.outputs.base import FrameResult, ResultSink
+from blazestream.gst import gst
+from blazestream.outputs.base import ResultSink
 from blazestream.outputs.fanout import SinkFanout
 from blazestream.outputs.metrics import Metrics
 from blazestream.pipeline.camera import Camera, CameraState
 from blazestream.pipeline.control import RunControl
 from blazestream.pipeline.frames import Batcher, FrameSlot
-from blazestream.pipeline.gst import gst
-from blazestream.pipeline.spec import SourceSpec
 from blazestream.pipeline.stage import PoseStage
+from blazestream.results import FrameResult
+from blazestream.source_spec import SourceSpec
 
 log = logging.getLogger(__name__)
 

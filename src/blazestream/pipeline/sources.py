@@ -1,7 +1,7 @@
 """Source branches as GStreamer descriptions: one builder for every kind, ending in a 4:2:0 appsink.
 
 The appsink takes the decoder's own I420 or NV12 (videoconvert passes them through untouched): frames
-are converted to RGB later, like FFmpeg does for a cv2 user, and only where needed (pose.yuv).
+are converted to RGB later, like FFmpeg does for a cv2 user, and only where needed (blazestream.yuv).
 
 Files decode as fast as the pipeline consumes them and drop nothing (appsink blocks when its queue is
 full). Live sources keep only the newest frames (the puller drops stale ones and counts them).
@@ -11,7 +11,7 @@ rtspsrc defaults are wrong for analytics (2 s latency, 20 s TCP timeout, UDP fir
 from __future__ import annotations
 
 from blazestream.config import SourceConfig
-from blazestream.pipeline.spec import SourceSpec
+from blazestream.source_spec import SourceSpec
 
 SINK_NAME = "sink"
 

@@ -14,10 +14,10 @@ import numpy as np
 import numpy.typing as npt
 
 from blazestream.estimator import FrameDetections, PoseEstimator
-from blazestream.outputs.base import FrameResult
 from blazestream.pipeline.frames import Frame
 from blazestream.pose.tracking import PoseTracker, RoiRequest
 from blazestream.pose.types import Pose
+from blazestream.results import FrameResult
 
 FIRST_TIMESTAMP_NS = 33_333_000
 """Filters see the first frame at 33.333 ms, as MediaPipe's Python solution stamps its first packet,

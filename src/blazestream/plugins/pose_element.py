@@ -21,7 +21,7 @@ import time
 from typing import Any, ClassVar
 
 from blazestream.errors import MissingDependencyError
-from blazestream.pipeline.gst import buffer_to_array, gst
+from blazestream.gst import buffer_to_array, gst
 
 ELEMENT_NAME = "blazestreampose"
 MESSAGE_NAME = "blazestream-poses"
@@ -47,9 +47,9 @@ def register() -> Any:
     gi.require_version("GstBase", "1.0")
     from gi.repository import GObject, GstBase
 
-    from blazestream.engines.factory import create_cpu_estimator
-    from blazestream.engines.models import default_models_dir
     from blazestream.estimator import EstimatorSettings
+    from blazestream.factory import create_cpu_estimator
+    from blazestream.models.cache import default_models_dir
     from blazestream.pipeline.frames import Frame
     from blazestream.pipeline.stage import PoseStage
 

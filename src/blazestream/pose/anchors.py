@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from blazestream.pose.model_io import DETECTOR_SIZE
+
 
 @dataclass(frozen=True)
 class SsdAnchorOptions:
     """The options the detector graph sets; defaults are pose_detection_cpu.pbtxt's values."""
 
-    input_size: int = 224
+    input_size: int = DETECTOR_SIZE
     num_layers: int = 5
     min_scale: float = 0.1484375
     max_scale: float = 0.75

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from blazestream.pose.model_io import DETECTOR_SIZE
 from blazestream.pose.xp import Array, array_namespace, gather_rows, sigmoid
 
-DETECTOR_INPUT_SIZE = 224
 NUM_KEYPOINTS = 4
 """Detector keypoints: 0 mid-hip, 1 full-body size/rotation point, 2 mid-shoulder, 3 upper-body point."""
 
@@ -41,7 +41,7 @@ def decode_detections(
     anchors: Array,
     *,
     min_score: float = 0.5,
-    input_size: float = DETECTOR_INPUT_SIZE,
+    input_size: float = DETECTOR_SIZE,
 ) -> Detections:
     """Decode every anchor: raw_boxes (B, A, 12), raw_scores (B, A, 1), anchors (A, 2) -> A detections.
 

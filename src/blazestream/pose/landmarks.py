@@ -7,17 +7,17 @@ and WorldLandmarkProjection for the metric landmarks. Arrays are (M, ...) over M
 
 from __future__ import annotations
 
+from blazestream.pose.model_io import LANDMARK_SIZE
 from blazestream.pose.skeleton import NUM_LANDMARKS, NUM_MODEL_LANDMARKS
 from blazestream.pose.xp import Array, array_namespace, sigmoid
 
-LANDMARK_INPUT_SIZE = 256
 HEATMAP_KERNEL_SIZE = 7
 """The C++ graph's kernel_size. The stock Python `Pose` silently runs 9 (proto default), see the spec §8.3."""
 
 MIN_CONFIDENCE_TO_REFINE = 0.5
 
 
-def decode_landmarks(raw: Array, *, input_size: int = LANDMARK_INPUT_SIZE) -> Array:
+def decode_landmarks(raw: Array, *, input_size: int = LANDMARK_SIZE) -> Array:
     """(M, 195) raw tensor to (M, 39, 5) landmarks normalized to the crop: x, y, z, visibility, presence."""
     xp = array_namespace(raw)
     values = xp.reshape(raw, (raw.shape[0], NUM_MODEL_LANDMARKS, 5))

@@ -13,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from blazestream import MEDIAPIPE_VERSION
 from blazestream.errors import MissingDependencyError
 
 WORKER = Path(__file__).with_name("mediapipe_worker.py")
-MEDIAPIPE_VERSION = "0.10.21"
 
 
 @functools.lru_cache(maxsize=1)

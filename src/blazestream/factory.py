@@ -23,8 +23,8 @@ def create_cpu_estimator(
 
     `precision` int8 or bf16 swaps in the reduced-precision landmark model (built on first use).
     """
-    from blazestream.engines.models import load_model_paths
-    from blazestream.engines.precision import PRECISIONS, landmark_model
+    from blazestream.models.cache import load_model_paths
+    from blazestream.models.precision import PRECISIONS, landmark_model
 
     if precision not in PRECISIONS:
         raise ConfigError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")

@@ -16,8 +16,8 @@ import numpy.typing as npt
 import tflite
 
 from blazestream.engines.errors import UnsupportedOpError
-from blazestream.engines.tflite_onnx.graph import NATIVE, NCHW, NHWC_TO_NCHW, GraphBuilder, Layout
-from blazestream.engines.tflite_onnx.reader import OperatorInfo
+from blazestream.models.tflite_onnx.graph import NATIVE, NCHW, NHWC_TO_NCHW, GraphBuilder, Layout
+from blazestream.models.tflite_onnx.reader import OperatorInfo
 
 _ACTIVATION_NAMES = {
     code: name for name, code in vars(tflite.ActivationFunctionType).items() if not name.startswith("_")

@@ -10,8 +10,9 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from blazestream.engines.engine_cache import Profile, engine_path
-from blazestream.engines.models import INPUT_NAME, POSE_DETECTION, POSE_LANDMARK_FULL, load_model_paths
+from blazestream.models.cache import INPUT_NAME, POSE_DETECTION, POSE_LANDMARK_FULL, load_model_paths
+from blazestream.precisions import TensorRTPrecision
+from blazestream.trt_build.engine_cache import Profile, engine_path
 
 Role = Literal["detector", "landmark"]
 DEFAULT_OPT_BATCH = 4
@@ -23,7 +24,7 @@ class BuildRequest:
 
     models_dir: Path
     engines_dir: Path
-    precision: Literal["fp32", "fp16", "int8"] = "fp16"
+    precision: TensorRTPrecision = "fp16"
     max_batch: int = 16
     opt_batch: int | None = None
     """Batch TensorRT tunes for: the usual number of cameras; default min(4, max_batch)."""

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from blazestream.engines.cupy_api import device_pointer, is_cupy_array, load_cupy, strides
-from blazestream.estimator import DETECTOR_SIZE, LANDMARK_SIZE, frame_sizes
+from blazestream.estimator import frame_sizes
 from blazestream.kernels import (
     BORDER_CONSTANT,
     BORDER_REPLICATE,
@@ -29,6 +29,14 @@ from blazestream.kernels import (
     kernel_source,
 )
 from blazestream.kernels.reference import Nv12
+from blazestream.pose.model_io import (
+    DETECTOR_OFFSET,
+    DETECTOR_SCALE,
+    DETECTOR_SIZE,
+    LANDMARK_OFFSET,
+    LANDMARK_SCALE,
+    LANDMARK_SIZE,
+)
 from blazestream.pose.roi import crop_affine, full_image_roi, pad_roi, roi_to_pixels
 
 if TYPE_CHECKING:
@@ -72,8 +80,8 @@ class CudaCropper:
             crop_affine(padded, out_width=DETECTOR_SIZE, out_height=DETECTOR_SIZE),
             size=DETECTOR_SIZE,
             border=BORDER_CONSTANT,
-            scale=2.0 / 255.0,
-            offset=-1.0,
+            scale=DETECTOR_SCALE,
+            offset=DETECTOR_OFFSET,
         )
         return tensor, padding.astype(np.float32)
 
@@ -90,8 +98,8 @@ class CudaCropper:
             crop_affine(padded, out_width=LANDMARK_SIZE, out_height=LANDMARK_SIZE),
             size=LANDMARK_SIZE,
             border=BORDER_REPLICATE,
-            scale=1.0 / 255.0,
-            offset=0.0,
+            scale=LANDMARK_SCALE,
+            offset=LANDMARK_OFFSET,
         )
         return tensor, padding.astype(np.float32)
 
@@ -112,8 +120,8 @@ class CudaCropper:
             crop_affine(padded, out_width=DETECTOR_SIZE, out_height=DETECTOR_SIZE),
             size=DETECTOR_SIZE,
             border=BORDER_CONSTANT,
-            scale=2.0 / 255.0,
-            offset=-1.0,
+            scale=DETECTOR_SCALE,
+            offset=DETECTOR_OFFSET,
         )
         return tensor, padding.astype(np.float32)
 

@@ -207,3 +207,19 @@ def require_fresh(engine: Path, expected: Expected, *, rebuild: str) -> Sidecar:
     sidecar = read_sidecar(engine)
     assert sidecar is not None  # staleness() found it
     return sidecar
+
+
+def current_platform() -> Platform:
+    """TensorRT version and GPU 0 of this process (imports TensorRT and CuPy)."""
+    import tensorrt as trt
+
+    from blazestream.engines.cupy_api import load_cupy
+
+    cp = load_cupy()
+    props = cp.cuda.runtime.getDeviceProperties(cp.cuda.runtime.getDevice())
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    return Platform(
+        tensorrt_version=str(trt.__version__),
+        gpu_name=name,
+        compute_capability=f"{props['major']}.{props['minor']}",
+    )

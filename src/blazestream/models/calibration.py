@@ -75,11 +75,21 @@ def landmark_tensors(frames: list[npt.NDArray[np.uint8]], models_dir: Path) -> n
 
     Frames without a detection still contribute their centre square, so the ranges also see background.
     """
-    from blazestream.engines.factory import create_cpu_estimator
-    from blazestream.estimator import CpuCropper, EstimatorSettings
+    from blazestream.engines.onnxruntime import OnnxRuntimeEngine
+    from blazestream.estimator import CpuCropper, EstimatorSettings, PoseEstimator
+    from blazestream.models.cache import load_model_paths
 
-    estimator = create_cpu_estimator(models_dir, EstimatorSettings(min_detection_confidence=0.3, max_poses=2))
-    detections = estimator.detect(frames)
+    # Built here rather than by blazestream.factory, which depends on this package (precision builds).
+    paths = load_model_paths(models_dir)
+    estimator = PoseEstimator(
+        OnnxRuntimeEngine(paths.detector_onnx),
+        OnnxRuntimeEngine(paths.landmark_noseg_onnx),
+        EstimatorSettings(min_detection_confidence=0.3, max_poses=2),
+    )
+    try:
+        detections = estimator.detect(frames)
+    finally:
+        estimator.close()
     index: list[int] = []
     rois: list[npt.NDArray[np.float32]] = []
     for b, found in enumerate(detections):

@@ -10,33 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from blazestream.config import TensorRTConfig
-from blazestream.engines.engine_cache import (
+from blazestream.estimator import EstimatorSettings, PoseEstimator
+from blazestream.models.cache import ModelPaths, load_model_paths
+from blazestream.trt_build.engine_cache import (
     Expected,
     Platform,
     Sidecar,
+    current_platform,
     default_engines_dir,
     engine_path,
     rebuild_command,
     require_fresh,
 )
-from blazestream.engines.models import ModelPaths, load_model_paths
-from blazestream.estimator import EstimatorSettings, PoseEstimator
-
-
-def current_platform() -> Platform:
-    """TensorRT version and GPU 0 of this process (imports TensorRT and CuPy)."""
-    import tensorrt as trt
-
-    from blazestream.engines.cupy_api import load_cupy
-
-    cp = load_cupy()
-    props = cp.cuda.runtime.getDeviceProperties(cp.cuda.runtime.getDevice())
-    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
-    return Platform(
-        tensorrt_version=str(trt.__version__),
-        gpu_name=name,
-        compute_capability=f"{props['major']}.{props['minor']}",
-    )
 
 
 def manifest_sha256(paths: ModelPaths, onnx: Path) -> str:
@@ -89,8 +74,8 @@ def create_tensorrt_estimator(
     segmentation: bool = False,
 ) -> PoseEstimator:
     """Detector + landmark TensorRT engines with the CUDA cropper: frames may be NumPy (uploaded) or CuPy."""
-    from blazestream.engines.cuda_crop import CudaCropper
     from blazestream.engines.tensorrt import TensorRTEngine
+    from blazestream.kernels.cuda_crop import CudaCropper
 
     (detector_plan, _), (landmark_plan, _) = fresh_engines(models_dir, trt_cfg, segmentation=segmentation)
     return PoseEstimator(TensorRTEngine(detector_plan), TensorRTEngine(landmark_plan), settings, CudaCropper())

@@ -89,7 +89,7 @@ def buffer_to_pixels(buffer: Any, caps: Any) -> Any:
     """Copy an I420 or NV12 buffer into a `Yuv420` frame (an RGB buffer into an array), honouring strides."""
     import numpy as np
 
-    from blazestream.pose.yuv import Yuv420
+    from blazestream.yuv import Yuv420
 
     GstVideo = _load()["GstVideo"]
     info = GstVideo.VideoInfo.new_from_caps(caps)

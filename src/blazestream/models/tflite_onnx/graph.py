@@ -18,8 +18,8 @@ import onnx
 from onnx import helper, numpy_helper
 
 from blazestream.engines.errors import UnsupportedOpError
-from blazestream.engines.tflite_onnx.reader import OperatorInfo, TFLiteModel
-from blazestream.engines.tflite_onnx.sparsity import densify
+from blazestream.models.tflite_onnx.reader import OperatorInfo, TFLiteModel
+from blazestream.models.tflite_onnx.sparsity import densify
 
 Layout = Literal["nchw", "native"]
 NCHW: Layout = "nchw"

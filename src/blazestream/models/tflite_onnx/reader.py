@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import tflite
 
-from blazestream.engines.tflite_onnx.sparsity import SparsityParams, read_sparsity
+from blazestream.models.tflite_onnx.sparsity import SparsityParams, read_sparsity
 
 _NUMPY_DTYPES: dict[int, np.dtype[Any]] = {
     tflite.TensorType.FLOAT32: np.dtype(np.float32),

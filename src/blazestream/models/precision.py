@@ -29,17 +29,18 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from blazestream.errors import BlazestreamError
+from blazestream.precisions import CPU_PRECISIONS, CpuPrecision
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "bf16", "int8"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "int8")
+Precision = CpuPrecision
+PRECISIONS = CPU_PRECISIONS
 RECIPE_VERSION = 1
 CALIBRATION_CLIPS = ("messi_moves.mp4", "vtest.avi")
 FRAMES_PER_CLIP = 24
@@ -111,7 +112,7 @@ def landmark_model(
 
     `candidates` limits the layers considered (the first N in graph order; tests use it to stay short).
     """
-    from blazestream.engines.models import load_model_paths
+    from blazestream.models.cache import load_model_paths
 
     source = load_model_paths(models_dir).landmark_noseg_onnx
     if precision == "fp32":
@@ -142,7 +143,7 @@ def landmark_model(
 
 def read_manifest(models_dir: Path, precision: Precision) -> dict[str, Any]:
     """The build record of a cached reduced-precision model ({} when none)."""
-    from blazestream.engines.models import load_model_paths
+    from blazestream.models.cache import load_model_paths
 
     source = load_model_paths(models_dir).landmark_noseg_onnx
     cpu_class = "vnni" if cpu_features().vnni else "novnni"
@@ -156,7 +157,7 @@ def read_manifest(models_dir: Path, precision: Precision) -> dict[str, Any]:
 def _cache_key(source: Path, precision: Precision) -> dict[str, Any]:
     import onnxruntime
 
-    from blazestream.engines.models import sha256_of
+    from blazestream.models.cache import sha256_of
 
     return {
         "model_sha256": sha256_of(source),
@@ -192,8 +193,8 @@ def calibration_crops(
     models_dir: Path, frames_per_clip: int = FRAMES_PER_CLIP
 ) -> tuple[npt.NDArray[np.float32], list[dict[str, Any]]]:
     """Landmark-model inputs the pipeline makes from the bundled public clips, and their provenance."""
-    from blazestream.engines.calibration import default_calibration_source, landmark_tensors, sample_frames
-    from blazestream.engines.models import sha256_of
+    from blazestream.models.cache import sha256_of
+    from blazestream.models.calibration import default_calibration_source, landmark_tensors, sample_frames
 
     data_dir = default_calibration_source().parent
     crops, provenance = [], []

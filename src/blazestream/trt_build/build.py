@@ -2,7 +2,7 @@
 
 One optimization profile over the dynamic batch dimension of the input "input" [N, 3, H, W] (min 1, opt
 = the usual number of cameras, max = --max-batch), FP16 or FP32, or INT8 calibrated on frames made by
-the pose core (engines/calibration.py). A timing cache next to the engines makes rebuilds quick. Builds
+the pose core (models/calibration.py). A timing cache next to the engines makes rebuilds quick. Builds
 take minutes on a Jetson, so progress goes to a `BuildListener` (TensorRT's IProgressMonitor phases
 where this TensorRT has it). Guarded module: it imports tensorrt; import it lazily.
 """
@@ -21,25 +21,25 @@ import numpy as np
 import numpy.typing as npt
 
 from blazestream import __version__
-from blazestream.engines.build_plan import (
+from blazestream.engines.cupy_api import device_pointer, load_cupy
+from blazestream.errors import RunError
+from blazestream.trt_build.build_plan import (
     BuildRequest,
     PlannedEngine,
     attach_timing_cache,
     calibration_batches,
     plan_builds,
 )
-from blazestream.engines.cupy_api import device_pointer, load_cupy
-from blazestream.engines.engine_cache import (
+from blazestream.trt_build.engine_cache import (
     Expected,
     Sidecar,
+    current_platform,
     read_sidecar,
     sidecar_path,
     staleness,
     timing_cache_path,
     write_sidecar,
 )
-from blazestream.engines.gpu_factory import current_platform
-from blazestream.errors import RunError
 
 # engines.tensorrt refuses to import, with the install hint, where TensorRT's Python package is missing.
 from blazestream.engines.tensorrt import trt_logger  # isort: skip
@@ -143,7 +143,7 @@ def _entropy_calibrator(tensors: npt.NDArray[np.float32], batch: int, cache_file
 
 
 def _calibration_tensors(engine: PlannedEngine, request: BuildRequest) -> npt.NDArray[np.float32]:
-    from blazestream.engines import calibration
+    from blazestream.models import calibration
 
     source = request.calibration_source or calibration.default_calibration_source()
     frames = calibration.sample_frames(source, request.calibration_frames)

@@ -23,11 +23,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from blazestream import MEDIAPIPE_VERSION
 from blazestream.engines.errors import ModelChecksumError, ModelFetchError, ModelsMissingError
-from blazestream.engines.tflite_onnx import CONVERTER_VERSION, convert_tflite
 from blazestream.files import atomic_write, cache_dir
+from blazestream.models.tflite_onnx import CONVERTER_VERSION, convert_tflite
 
-MEDIAPIPE_VERSION = "0.10.21"
 MANIFEST_FORMAT = 1
 MANIFEST_NAME = "manifest.json"
 INPUT_NAME = "input"

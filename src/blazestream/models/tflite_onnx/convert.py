@@ -14,9 +14,9 @@ import onnx
 from onnx import TensorProto, helper
 
 from blazestream.engines.errors import UnsupportedOpError
-from blazestream.engines.tflite_onnx.graph import NATIVE, NCHW, GraphBuilder, Layout
-from blazestream.engines.tflite_onnx.ops import OP_CONVERTERS, SUPPORTED_OPS
-from blazestream.engines.tflite_onnx.reader import TFLiteModel
+from blazestream.models.tflite_onnx.graph import NATIVE, NCHW, GraphBuilder, Layout
+from blazestream.models.tflite_onnx.ops import OP_CONVERTERS, SUPPORTED_OPS
+from blazestream.models.tflite_onnx.reader import TFLiteModel
 
 CONVERTER_VERSION = "1.0"
 """Bumped whenever the converter's output changes, so cached ONNX files are converted again."""
@@ -146,7 +146,7 @@ def convert_tflite(
         {
             "source_file": model_name,
             "source_sha256": sha256,
-            "converter": "blazestream.engines.tflite_onnx",
+            "converter": "blazestream.models.tflite_onnx",
             "converter_version": CONVERTER_VERSION,
             "dropped_outputs": ",".join(sorted(dropped)),
         },

@@ -1,0 +1,1 @@
+"""Building TensorRT engines (`blazestream build-engines`): plan, calibration, progress, engine cache."""
