@@ -81,7 +81,7 @@ DEMO_PORT ?= 8554
 DEMO_SECONDS ?= 20
 DEMO_CLIP := data/messi_moves.mp4
 
-demo: setup
+demo: setup reference
 	@mkdir -p $(OUT)
 	@rm -f $(OUT)/poses.jsonl $(OUT)/annotated.mp4
 	@$(BIN)/blazestream serve $(DEMO_CLIP) $(DEMO_CLIP) $(DEMO_CLIP) $(DEMO_CLIP) --port $(DEMO_PORT) > $(OUT)/server.log 2>&1 & \
