@@ -91,8 +91,8 @@ def test_bench_reports_both_sides_and_agreement(models_dir: Path, short_clip: Pa
     best = max(side["fps"] for side in sides.values())
     assert report["ratio"] == pytest.approx(ours["fps"] / best, rel=1e-6)
     agreement = report["agreement"]
-    assert agreement["same_presence"] >= 0.9
-    assert agreement["median_error_of_diagonal"] <= 0.03
+    assert agreement["same_presence"] >= 0.95
+    assert agreement["median_error_of_diagonal"] <= 0.01, "the issue's budget; the loop alone spreads ~0.2%"
     assert "ratio blazestream / best MediaPipe" in done.stderr
 
 

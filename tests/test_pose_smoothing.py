@@ -13,13 +13,34 @@ from blazestream.pose.tracking import PoseTracker
 FRAME_NS = 33_333_000
 
 
+def _f(x: float) -> float:
+    """Store into a C++ float."""
+    return float(np.float32(x))
+
+
+class _ScalarLowPass:
+    """Scalar port of mediapipe/util/filtering/low_pass_filter.cc: float alpha and state."""
+
+    def __init__(self) -> None:
+        self.raw: float | None = None
+        self.stored: float | None = None
+
+    def apply(self, value: float, alpha: float) -> float:
+        value, alpha = _f(value), _f(alpha)  # ApplyWithAlpha(float value, float alpha)
+        # `alpha_ * value` is a float product; `(1.0 - alpha_) * stored_value_` and the sum are doubles.
+        out = value if self.stored is None else _f(_f(alpha * value) + (1.0 - alpha) * self.stored)
+        self.raw, self.stored = value, out
+        return out
+
+
 class _ScalarOneEuro:
-    """Scalar port of mediapipe/util/filtering/one_euro_filter.cc + low_pass_filter.cc."""
+    """Scalar port of mediapipe/util/filtering/one_euro_filter.cc: double arithmetic, float parameters
+    (proto options) and float low-pass state."""
 
     def __init__(self, min_cutoff: float, beta: float, dcut: float = 1.0) -> None:
-        self.freq, self.min_cutoff, self.beta, self.dcut = 30.0, min_cutoff, beta, dcut
+        self.freq, self.min_cutoff, self.beta, self.dcut = 30.0, _f(min_cutoff), _f(beta), _f(dcut)
         self.last = 0
-        self.x_raw = self.x_stored = self.dx_stored = None
+        self.x, self.dx = _ScalarLowPass(), _ScalarLowPass()
 
     def alpha(self, cutoff: float) -> float:
         return 1.0 / (1.0 + (1.0 / (2 * math.pi * cutoff)) / (1.0 / self.freq))
@@ -30,27 +51,24 @@ class _ScalarOneEuro:
         if self.last != 0 and t != 0:
             self.freq = 1.0 / ((t - self.last) * 1e-9)
         self.last = t
-        dv = 0.0 if self.x_raw is None else (value - self.x_raw) * scale * self.freq
-        a = self.alpha(self.dcut)
-        edv = dv if self.dx_stored is None else a * dv + (1 - a) * self.dx_stored
-        self.dx_stored = edv
-        a = self.alpha(self.min_cutoff + self.beta * abs(edv))
-        out = value if self.x_stored is None else a * value + (1 - a) * self.x_stored
-        self.x_raw, self.x_stored = value, out
-        return out
+        dv = 0.0 if self.x.raw is None else (value - self.x.raw) * scale * self.freq
+        edv = self.dx.apply(dv, self.alpha(self.dcut))
+        return self.x.apply(value, self.alpha(self.min_cutoff + self.beta * abs(edv)))
 
 
 def test_one_euro_matches_scalar_port_with_irregular_timestamps() -> None:
+    """Bit for bit: the tracking loop amplifies even one-ulp differences (docs/performance.md)."""
     rng = np.random.default_rng(0)
-    values = np.cumsum(rng.normal(0, 3, (40, 4)), axis=0)
+    values = np.cumsum(rng.normal(0, 3, (40, 4)), axis=0).astype(np.float32)
     times = np.cumsum(rng.integers(20_000_000, 50_000_000, 40))
     times[10] = times[9]  # a repeated timestamp is passed through unfiltered
     vec = OneEuroFilter(OneEuroParams(min_cutoff=0.05, beta=80.0))
     scalars = [_ScalarOneEuro(0.05, 80.0) for _ in range(4)]
+    scale = _f(1.0 / 123.4)
     for t, row in zip(times, values, strict=True):
-        got = vec.apply(row, int(t), 0.01)
-        want = [f.apply(int(t), 0.01, float(v)) for f, v in zip(scalars, row, strict=True)]
-        np.testing.assert_allclose(got, want, rtol=1e-9)
+        got = vec.apply(row, int(t), scale)
+        want = [f.apply(int(t), scale, float(v)) for f, v in zip(scalars, row, strict=True)]
+        np.testing.assert_array_equal(got, np.asarray(want, np.float32))
 
 
 def test_low_pass_passes_first_sample() -> None:

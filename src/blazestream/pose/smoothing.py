@@ -16,6 +16,7 @@ The object scale is 2 * |aux34 - aux33| in pixels (the unscaled alignment ROI of
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,15 +26,36 @@ DEFAULT_FREQUENCY = 30.0
 MIN_OBJECT_SCALE = 1e-6
 
 
+def f32(value: float) -> float:
+    """A Python float rounded to the nearest float32, as C++ stores a double into a float."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
 class LowPassFilter:
-    """Exponential smoothing whose first sample passes through; remembers the last raw value."""
+    """MediaPipe's LowPassFilter: float32 state and alpha, first sample passes through, remembers the raw value.
+
+    The C++ computes `alpha_ * value` in float and `(1.0 - alpha_) * stored_value_` in double, adds in
+    double and stores a float; this does the same, so its results are MediaPipe's to the bit.
+    """
 
     def __init__(self) -> None:
         self.raw: Array | None = None
         self.stored: Array | None = None
 
     def apply(self, value: Array, alpha: Array | float) -> Array:
-        result = value if self.stored is None else alpha * value + (1.0 - alpha) * self.stored
+        xp = array_namespace(value)
+        value = xp.astype(value, xp.float32)
+        if self.stored is None:
+            result = value
+        else:
+            if isinstance(alpha, float):
+                alpha32: Array | float = f32(alpha)  # exactly a float32, so `alpha32 * value` stays float32
+                alpha64: Array | float = alpha32
+            else:
+                alpha32 = xp.astype(alpha, xp.float32)
+                alpha64 = xp.astype(alpha32, xp.float64)
+            product = xp.astype(alpha32 * value, xp.float64)
+            result = xp.astype(product + (1.0 - alpha64) * xp.astype(self.stored, xp.float64), xp.float32)
         self.raw = value
         self.stored = result
         return result
@@ -52,14 +74,18 @@ class OneEuroFilter:
 
     As in MediaPipe, the derivative is taken against the last *raw* value, a timestamp that does not
     increase returns the value unfiltered, and the frequency comes from timestamps once two exist.
+    Arithmetic follows one_euro_filter.cc: float32 parameters (proto floats) and state, double in between.
     """
 
     def __init__(self, params: OneEuroParams) -> None:
         self.params = params
+        self._min_cutoff = f32(params.min_cutoff)
+        self._beta = f32(params.beta)
+        self._derivate_cutoff = f32(params.derivate_cutoff)
         self.reset()
 
     def reset(self) -> None:
-        self.frequency = self.params.frequency
+        self.frequency = f32(self.params.frequency)
         self.last_time_ns = 0
         self._x = LowPassFilter()
         self._dx = LowPassFilter()
@@ -76,10 +102,15 @@ class OneEuroFilter:
         if self.last_time_ns != 0 and timestamp_ns != 0:
             self.frequency = 1.0 / ((timestamp_ns - self.last_time_ns) * 1e-9)
         self.last_time_ns = timestamp_ns
+        value = xp.astype(value, xp.float32)
         raw = self._x.raw
-        dvalue = xp.zeros_like(value) if raw is None else (value - raw) * value_scale * self.frequency
-        edvalue = self._dx.apply(dvalue, self._alpha(self.params.derivate_cutoff))
-        cutoff = self.params.min_cutoff + self.params.beta * xp.abs(edvalue)
+        if raw is None:
+            dvalue = xp.zeros_like(value)
+        else:
+            delta = xp.astype(value, xp.float64) - xp.astype(raw, xp.float64)
+            dvalue = delta * value_scale * self.frequency
+        edvalue = self._dx.apply(dvalue, self._alpha(self._derivate_cutoff))
+        cutoff = self._min_cutoff + self._beta * xp.abs(xp.astype(edvalue, xp.float64))
         return self._x.apply(value, self._alpha(cutoff))
 
 
@@ -90,11 +121,18 @@ VISIBILITY_ALPHA = 0.1
 
 
 def object_scale(aux: Array, image_size: tuple[int, int]) -> float:
-    """2 * |aux34 - aux33| in pixels: the scale MediaPipe divides landmark velocities by."""
+    """2 * |aux34 - aux33| in pixels: the scale MediaPipe divides landmark velocities by.
+
+    In float32 and MediaPipe's order: AlignmentPointsRectsCalculator's box (without the 1.25), then
+    LandmarksSmoothingCalculator's GetObjectScale, the mean of its width and height in pixels.
+    """
     width, height = image_size
-    dx = (float(aux[1, 0]) - float(aux[0, 0])) * width
-    dy = (float(aux[1, 1]) - float(aux[0, 1])) * height
-    return 2.0 * math.sqrt(dx * dx + dy * dy)
+    x0, y0 = f32(float(aux[0, 0]) * width), f32(float(aux[0, 1]) * height)
+    x1, y1 = f32(float(aux[1, 0]) * width), f32(float(aux[1, 1]) * height)
+    dx, dy = f32(x1 - x0), f32(y1 - y0)
+    box = f32(math.sqrt(f32(f32(dx * dx) + f32(dy * dy))) * 2.0)
+    box_w, box_h = f32(f32(box / width) * width), f32(f32(box / height) * height)
+    return f32(f32(box_w + box_h) / 2.0)
 
 
 class PoseSmoother:
@@ -133,7 +171,8 @@ class PoseSmoother:
             xp, self._aux, self._smooth_visibility(xp, self._aux_vis, aux), scale, image_size, timestamp_ns
         )
         if not self.smooth:
-            return landmarks, aux, world
+            # MediaPipe's `no_filter` still converts to pixels and back (a float round trip: last bits).
+            return self._filter_coordinates(xp, None, landmarks, scale, image_size, timestamp_ns), aux, world
         landmarks = self._smooth_visibility(xp, self._landmark_vis, landmarks)
         landmarks = self._filter_coordinates(xp, self._landmarks, landmarks, scale, image_size, timestamp_ns)
         world = self._world.apply(world, timestamp_ns, 1.0)
@@ -147,17 +186,22 @@ class PoseSmoother:
     @staticmethod
     def _filter_coordinates(
         xp: Any,
-        flt: OneEuroFilter,
+        flt: OneEuroFilter | None,
         landmarks: Array,
         scale: float,
         image_size: tuple[int, int],
         timestamp_ns: int,
     ) -> Array:
-        """Filter in pixels (x*W, y*H, z*W) as LandmarksSmoothingCalculator does, then back."""
-        if scale < MIN_OBJECT_SCALE:
-            return landmarks
+        """Filter in float32 pixels (x*W, y*H, z*W) as LandmarksSmoothingCalculator does, then back.
+
+        Without a filter (`no_filter`), or below the minimum object scale, only the round trip remains.
+        """
         width, height = float(image_size[0]), float(image_size[1])
-        pixels = xp.stack([landmarks[:, 0] * width, landmarks[:, 1] * height, landmarks[:, 2] * width], axis=-1)
-        filtered = flt.apply(pixels, timestamp_ns, 1.0 / scale)
+        coords = xp.astype(landmarks[:, 0:3], xp.float32)
+        pixels = xp.stack([coords[:, 0] * width, coords[:, 1] * height, coords[:, 2] * width], axis=-1)
+        if flt is None or scale < MIN_OBJECT_SCALE:
+            filtered = pixels
+        else:
+            filtered = flt.apply(pixels, timestamp_ns, f32(1.0 / scale))
         normalized = xp.stack([filtered[:, 0] / width, filtered[:, 1] / height, filtered[:, 2] / width], axis=-1)
-        return xp.concat([normalized, landmarks[:, 3:]], axis=-1)
+        return xp.concat([xp.astype(normalized, landmarks.dtype), landmarks[:, 3:]], axis=-1)

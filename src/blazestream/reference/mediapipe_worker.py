@@ -2,6 +2,11 @@
 
     python mediapipe_worker.py static --images A.png B.png --out ref.json [--segmentation]
     python mediapipe_worker.py video --frames frames.npy --streams 2 --out ref.json [--wait-for-go]
+    python mediapipe_worker.py trace --frames frames.npy --max-frames 12 --out trace.json [--no-smooth]
+
+`trace` runs one tracker and records, per frame, the graph's intermediate streams (the ROI used, the
+landmarks before and after PoseLandmarkFiltering, the ROI for the next frame), so each stage of the
+tracking loop can be compared with MediaPipe's on MediaPipe's own inputs.
 
 By default the heatmap-refinement options are registered before `Pose()` is built, so the solution
 runs the graph's kernel 7 like the C++ graph; `--stock` leaves the Python solution as shipped, where
@@ -40,6 +45,64 @@ def _result(res: Any) -> dict[str, Any] | None:
         "landmarks": [[lm.x, lm.y, lm.z, lm.visibility] for lm in res.pose_landmarks.landmark],
         "world_landmarks": [[lm.x, lm.y, lm.z] for lm in res.pose_world_landmarks.landmark],
     }
+
+
+TRACE_STREAMS = {
+    "pose_rect": "rect",  # the ROI the landmark model ran on (detection or previous frame's landmarks)
+    "unfiltered_pose_landmarks": "landmarks",
+    "unfiltered_auxiliary_landmarks": "landmarks",
+    "unfiltered_world_landmarks": "landmarks",
+    "pose_landmarks": "landmarks",
+    "auxiliary_landmarks": "landmarks",
+    "pose_world_landmarks": "landmarks",
+    "pose_rect_from_landmarks": "rect",  # the ROI for the next frame, from the filtered aux landmarks
+}
+
+
+def run_trace(args: argparse.Namespace) -> dict[str, Any]:
+    """One video-mode tracker over the frames, with its graph's intermediate streams per frame."""
+    if not args.stock:
+        from mediapipe.calculators.util import refine_landmarks_from_heatmap_calculator_pb2  # noqa: F401
+    import numpy as np
+    from mediapipe.python.solution_base import SolutionBase
+    from mediapipe.python.solutions import pose as mp_pose
+
+    mp_pose._download_oss_pose_landmark_model(1)
+    # What mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1) builds, observing more streams.
+    graph = SolutionBase(
+        binary_graph_path=mp_pose._BINARYPB_FILE_PATH,
+        side_inputs={
+            "model_complexity": 1,
+            "smooth_landmarks": not args.no_smooth,
+            "enable_segmentation": False,
+            "smooth_segmentation": False,
+            "use_prev_landmarks": True,
+        },
+        calculator_params={
+            "posedetectioncpu__TensorsToDetectionsCalculator.min_score_thresh": args.min_detection_confidence,
+            "poselandmarkbyroicpu__tensorstoposelandmarksandsegmentation__ThresholdingCalculator.threshold": (
+                args.min_tracking_confidence
+            ),
+        },
+        outputs=list(TRACE_STREAMS),
+    )
+    frames = np.load(args.frames, mmap_mode="r")
+    count = min(args.max_frames or len(frames), len(frames))
+    record: list[dict[str, Any]] = []
+    with graph:
+        for i in range(count):
+            res = graph.process({"image": np.ascontiguousarray(frames[i])})
+            entry: dict[str, Any] = {}
+            for name, kind in TRACE_STREAMS.items():
+                value = getattr(res, name)
+                if value is None:
+                    entry[name] = None
+                elif kind == "rect":
+                    entry[name] = [value.x_center, value.y_center, value.width, value.height, value.rotation]
+                else:
+                    entry[name] = [[p.x, p.y, p.z, p.visibility, p.presence] for p in value.landmark]
+            record.append(entry)
+    return {"mode": "trace", "stock": args.stock, "smooth": not args.no_smooth, "frames": record}
 
 
 def run_static(args: argparse.Namespace) -> dict[str, Any]:
@@ -125,7 +188,7 @@ def run_video(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["static", "video", "timing"])
+    parser.add_argument("mode", choices=["static", "video", "timing", "trace"])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--images", nargs="*", default=[])
     parser.add_argument("--frames")
@@ -135,11 +198,12 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--stock", action="store_true", help="the Python solution as shipped (kernel 9)")
     parser.add_argument("--wait-for-go", action="store_true")
+    parser.add_argument("--no-smooth", action="store_true", help="trace: smooth_landmarks=False")
     parser.add_argument("--segmentation", action="store_true", help="static: also save segmentation_mask (.npy)")
     parser.add_argument("--min-detection-confidence", type=float, default=0.5)
     parser.add_argument("--min-tracking-confidence", type=float, default=0.5)
     args = parser.parse_args()
-    runners = {"static": run_static, "video": run_video, "timing": run_timing}
+    runners = {"static": run_static, "video": run_video, "timing": run_timing, "trace": run_trace}
     out = runners[args.mode](args)
     with open(args.out, "w") as fh:
         json.dump(out, fh)
