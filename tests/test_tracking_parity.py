@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from blazestream.engines.factory import create_cpu_estimator
 from blazestream.estimator import EstimatorSettings, PoseEstimator
+from blazestream.factory import create_cpu_estimator
 from blazestream.pipeline.frames import Frame
 from blazestream.pipeline.stage import FIRST_TIMESTAMP_NS, PoseStage
 from blazestream.pose.roi import alignment_roi
