@@ -152,28 +152,39 @@ class CpuCropper:
     def landmark_input(
         self, frames: Sequence[Frame], frame_index: Sequence[int], rois: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
-        sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
-        padded, padding = pad_roi(roi_to_pixels(rois, sizes), tensor_width=LANDMARK_SIZE, tensor_height=LANDMARK_SIZE)
-        tensor = self._crop_all(
+        return self._roi_input(
             frames,
             frame_index,
-            padded,
+            rois,
             size=LANDMARK_SIZE,
             border="replicate",
             scale=LANDMARK_SCALE,
             offset=LANDMARK_OFFSET,
         )
-        return tensor, padding
 
     def detector_windows_input(
         self, frames: Sequence[Frame], frame_index: Sequence[int], rois: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
         """Detector inputs (M, 3, 224, 224) for upright window ROIs (M, 5), letterboxed like detector_input."""
-        sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
-        padded, padding = pad_roi(roi_to_pixels(rois, sizes), tensor_width=DETECTOR_SIZE, tensor_height=DETECTOR_SIZE)
-        tensor = self._crop_all(
-            frames, frame_index, padded, size=DETECTOR_SIZE, border="zero", scale=DETECTOR_SCALE, offset=DETECTOR_OFFSET
+        return self._roi_input(
+            frames, frame_index, rois, size=DETECTOR_SIZE, border="zero", scale=DETECTOR_SCALE, offset=DETECTOR_OFFSET
         )
+
+    def _roi_input(
+        self,
+        frames: Sequence[Frame],
+        frame_index: Sequence[int],
+        rois: FloatArray,
+        *,
+        size: int,
+        border: cpu_crop.Border,
+        scale: float,
+        offset: float,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Crops of normalized ROIs (M, 5) of any of the frames, letterboxed to size x size; and the padding."""
+        sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
+        padded, padding = pad_roi(roi_to_pixels(rois, sizes), tensor_width=size, tensor_height=size)
+        tensor = self._crop_all(frames, frame_index, padded, size=size, border=border, scale=scale, offset=offset)
         return tensor, padding
 
 

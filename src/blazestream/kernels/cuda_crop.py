@@ -88,40 +88,54 @@ class CudaCropper:
     def landmark_input(
         self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any
     ) -> tuple[ndarray, npt.NDArray[np.float32]]:
-        index = np.asarray(frame_index, dtype=np.int64)
-        sizes = frame_sizes(frames)[index]
-        rois_h = rois.get() if is_cupy_array(rois) else np.asarray(rois, dtype=np.float32)
-        padded, padding = pad_roi(roi_to_pixels(rois_h, sizes), tensor_width=LANDMARK_SIZE, tensor_height=LANDMARK_SIZE)
-        tensor = self.crop(
+        return self._roi_input(
             frames,
-            index,
-            crop_affine(padded, out_width=LANDMARK_SIZE, out_height=LANDMARK_SIZE),
+            frame_index,
+            rois,
             size=LANDMARK_SIZE,
             border=BORDER_REPLICATE,
             scale=LANDMARK_SCALE,
             offset=LANDMARK_OFFSET,
         )
-        return tensor, padding.astype(np.float32)
 
     def detector_windows_input(
         self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any
     ) -> tuple[ndarray, npt.NDArray[np.float32]]:
         """Detector inputs for window ROIs (windowed multi-person detection), one launch for all."""
-        index = np.asarray(frame_index, dtype=np.int64)
-        sizes = frame_sizes(frames)[index]
-        padded, padding = pad_roi(
-            roi_to_pixels(np.asarray(rois, dtype=np.float32), sizes),
-            tensor_width=DETECTOR_SIZE,
-            tensor_height=DETECTOR_SIZE,
-        )
-        tensor = self.crop(
+        return self._roi_input(
             frames,
-            index,
-            crop_affine(padded, out_width=DETECTOR_SIZE, out_height=DETECTOR_SIZE),
+            frame_index,
+            rois,
             size=DETECTOR_SIZE,
             border=BORDER_CONSTANT,
             scale=DETECTOR_SCALE,
             offset=DETECTOR_OFFSET,
+        )
+
+    def _roi_input(
+        self,
+        frames: Sequence[Any],
+        frame_index: Sequence[int],
+        rois: Any,
+        *,
+        size: int,
+        border: int,
+        scale: float,
+        offset: float,
+    ) -> tuple[ndarray, npt.NDArray[np.float32]]:
+        """Crops of normalized ROIs (M, 5) of any of the frames (host or device ROIs), in one launch."""
+        index = np.asarray(frame_index, dtype=np.int64)
+        sizes = frame_sizes(frames)[index]
+        rois_h = rois.get() if is_cupy_array(rois) else np.asarray(rois, dtype=np.float32)
+        padded, padding = pad_roi(roi_to_pixels(rois_h, sizes), tensor_width=size, tensor_height=size)
+        tensor = self.crop(
+            frames,
+            index,
+            crop_affine(padded, out_width=size, out_height=size),
+            size=size,
+            border=border,
+            scale=scale,
+            offset=offset,
         )
         return tensor, padding.astype(np.float32)
 
