@@ -155,10 +155,7 @@ def models(
                 tasks[step] = progress.add_task(step, total=total)
             progress.update(tasks[step], completed=done, total=total)
 
-        try:
-            paths = ensure_models(target, wheel=wheel, force=force, progress=report)
-        except BlazestreamError as exc:
-            raise _fail(exc) from exc
+        paths = ensure_models(target, wheel=wheel, force=force, progress=report)
     err.print(f"models ready in [bold]{target}[/]")
     for path in paths.all():
         print(path)
@@ -226,16 +223,13 @@ def image(
         heatmap_kernel=heatmap_kernel,
         windows=windows,
     )
-    try:
-        estimator = create_cpu_estimator(
-            _models_dir(models_dir),
-            settings,
-            OrtSettings(intra_op_threads=threads),
-            segmentation=segmentation,
-            precision=precision or "fp32",
-        )
-    except BlazestreamError as exc:
-        raise _fail(exc) from exc
+    estimator = create_cpu_estimator(
+        _models_dir(models_dir),
+        settings,
+        OrtSettings(intra_op_threads=threads),
+        segmentation=segmentation,
+        precision=precision or "fp32",
+    )
     show = len(images) > 3 and sys.stderr.isatty()
     with Progress(
         TextColumn("images"),
@@ -374,41 +368,38 @@ def run(
         api["address"] = api_address
     if api:
         overrides["api"] = api
-    try:
-        cfg = load_config(config, overrides)
-        if api_address is not None and cfg.api.port is None:
-            raise ConfigError("--api-address needs --api-port (or api.port in the config)")
-        if not cfg.cameras and cfg.api.port is None:
-            raise ConfigError("no cameras: give --source URI (repeat it for more), or cameras: in the config")
-        cfg = _shard_cameras(cfg, shard, list_only)
-        if not cfg.cameras and cfg.api.port is None:  # with the API on, cameras may be added at run time
-            from blazestream.pipeline.idle import run_idle
+    cfg = load_config(config, overrides)
+    if api_address is not None and cfg.api.port is None:
+        raise ConfigError("--api-address needs --api-port (or api.port in the config)")
+    if not cfg.cameras and cfg.api.port is None:
+        raise ConfigError("no cameras: give --source URI (repeat it for more), or cameras: in the config")
+    cfg = _shard_cameras(cfg, shard, list_only)
+    if not cfg.cameras and cfg.api.port is None:  # with the API on, cameras may be added at run time
+        from blazestream.pipeline.idle import run_idle
 
-            summary = run_idle(cfg, "this shard owns none of the configured cameras")
-            _print_summary(summary)
-            raise typer.Exit(summary.exit_code)
-        chosen = resolve_backend(cfg.engine.backend)
-        logging.getLogger("blazestream").info("backend: %s", chosen)
-        close: Callable[[], None] = lambda: None  # noqa: E731 - the DeepStream runner closes its own engines
-        if cfg.api.port is not None:
-            from blazestream.api.service import prepare_api_run
-            from blazestream.sharding import shard_from
+        summary = run_idle(cfg, "this shard owns none of the configured cameras")
+        _print_summary(summary)
+        raise typer.Exit(summary.exit_code)
+    chosen = resolve_backend(cfg.engine.backend)
+    logging.getLogger("blazestream").info("backend: %s", chosen)
+    close: Callable[[], None] = lambda: None  # noqa: E731 - the DeepStream runner closes its own engines
+    if cfg.api.port is not None:
+        from blazestream.api.service import prepare_api_run
+        from blazestream.sharding import shard_from
 
-            this_shard = shard_from(shard)
-            admit = this_shard.refusal if this_shard is not None and this_shard.count > 1 else None
-            run_graph = prepare_api_run(cfg, chosen, admit=admit)
-        elif chosen == "deepstream":
-            from blazestream.pipeline.deepstream import build_deepstream_runner
+        this_shard = shard_from(shard)
+        admit = this_shard.refusal if this_shard is not None and this_shard.count > 1 else None
+        run_graph = prepare_api_run(cfg, chosen, admit=admit)
+    elif chosen == "deepstream":
+        from blazestream.pipeline.deepstream import build_deepstream_runner
 
-            run_graph = build_deepstream_runner(cfg).run
-        else:
-            from blazestream.pipeline.graph import build_cpu_runner, create_estimator
+        run_graph = build_deepstream_runner(cfg).run
+    else:
+        from blazestream.pipeline.graph import build_cpu_runner, create_estimator
 
-            estimator = create_estimator(cfg, chosen)
-            close = estimator.close
-            run_graph = build_cpu_runner(cfg, estimator).run
-    except BlazestreamError as exc:
-        raise _fail(exc) from exc
+        estimator = create_estimator(cfg, chosen)
+        close = estimator.close
+        run_graph = build_cpu_runner(cfg, estimator).run
     try:
         summary = run_graph()
     finally:
@@ -485,10 +476,7 @@ def bench(
         from blazestream.models.cache import ensure_models
 
         photo = _default_bench_source().with_name("messi5.jpg")
-        try:
-            rows = model_timings(ensure_models(_models_dir(models_dir)).models_dir, photo)
-        except BlazestreamError as exc:
-            raise _fail(exc) from exc
+        rows = model_timings(ensure_models(_models_dir(models_dir)).models_dir, photo)
         print_model_timings(rows, err)
         if json_out is not None:
             json_out.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
@@ -496,26 +484,23 @@ def bench(
     if multi_person:
         _bench_multi_person(source, config, models_dir, json_out)
         return
-    try:
-        path = source or _default_bench_source()
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such video file")
-        overrides: dict[str, object] = {"engine": {"models_dir": models_dir}} if models_dir else {}
-        cfg = bench_config(load_config(config, overrides), path, streams)
-        chosen = resolve_backend(backend)
-        if chosen == "deepstream":
-            chosen = "tensorrt"
-        from blazestream.models.precision import PRECISIONS
+    path = source or _default_bench_source()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such video file")
+    overrides: dict[str, object] = {"engine": {"models_dir": models_dir}} if models_dir else {}
+    cfg = bench_config(load_config(config, overrides), path, streams)
+    chosen = resolve_backend(backend)
+    if chosen == "deepstream":
+        chosen = "tensorrt"
+    from blazestream.models.precision import PRECISIONS
 
-        chosen_precisions = tuple(dict.fromkeys(precision or ["fp32"]))
-        unknown = [p for p in chosen_precisions if p not in PRECISIONS]
-        if unknown:
-            raise ConfigError(f"--precision {unknown[0]}: use {', '.join(PRECISIONS)}")
-        report = run_bench(
-            cfg, source=path, streams=streams, backend=chosen, mediapipe=mediapipe, precisions=chosen_precisions
-        )
-    except BlazestreamError as exc:
-        raise _fail(exc) from exc
+    chosen_precisions = tuple(dict.fromkeys(precision or ["fp32"]))
+    unknown = [p for p in chosen_precisions if p not in PRECISIONS]
+    if unknown:
+        raise ConfigError(f"--precision {unknown[0]}: use {', '.join(PRECISIONS)}")
+    report = run_bench(
+        cfg, source=path, streams=streams, backend=chosen, mediapipe=mediapipe, precisions=chosen_precisions
+    )
     print_report(report, err)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -530,18 +515,13 @@ def _bench_multi_person(
     from blazestream.config import load_config
     from blazestream.pipeline.graph import create_estimator
 
-    try:
-        path = source or _default_bench_source()
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such video file")
-        base = load_config(config, {"engine": {"models_dir": models_dir}} if models_dir else {})
-        pose = base.pose.model_copy(update={"max_poses": max(4, base.pose.max_poses)})
-        cfg = base.model_copy(update={"pose": pose, "cameras": []})
-        report = run_multi_person(
-            create_estimator(cfg, "cpu"), path, redetect_frames=cfg.pose.detection.redetect_frames
-        )
-    except BlazestreamError as exc:
-        raise _fail(exc) from exc
+    path = source or _default_bench_source()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such video file")
+    base = load_config(config, {"engine": {"models_dir": models_dir}} if models_dir else {})
+    pose = base.pose.model_copy(update={"max_poses": max(4, base.pose.max_poses)})
+    cfg = base.model_copy(update={"pose": pose, "cameras": []})
+    report = run_multi_person(create_estimator(cfg, "cpu"), path, redetect_frames=cfg.pose.detection.redetect_frames)
     print_multi_person(report, err)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
