@@ -42,7 +42,7 @@ from blazestream.pose.skeleton import NUM_LANDMARKS
 from blazestream.pose.tracking import duplicate_poses, same_person_roi
 from blazestream.pose.types import Pose
 from blazestream.pose.windows import WindowSpec, frame_windows, group_by_frame, window_rois, windows_to_frame
-from blazestream.yuv import Yuv420, as_rgb
+from blazestream.yuv import Yuv420
 
 Frame = npt.NDArray[np.uint8] | Yuv420
 """What the CPU cropper takes: an RGB image or decoded 4:2:0 planes."""
@@ -130,24 +130,15 @@ class CpuCropper:
         return tensor
 
     def detector_input(self, frames: Sequence[Frame]) -> tuple[FloatArray, FloatArray]:
-        sizes = frame_sizes(frames)
-        padded, padding = pad_roi(
-            roi_to_pixels(full_image_roi(sizes), sizes),
-            tensor_width=DETECTOR_SIZE,
-            tensor_height=DETECTOR_SIZE,
-        )
-        with measure("crop"):
-            rgb = [as_rgb(f) for f in frames]
-        tensor = self._crop_all(
-            rgb,
+        return self._roi_input(
+            frames,
             range(len(frames)),
-            padded,
+            full_image_roi(frame_sizes(frames)),
             size=DETECTOR_SIZE,
             border="zero",
             scale=DETECTOR_SCALE,
             offset=DETECTOR_OFFSET,
         )
-        return tensor, padding
 
     def landmark_input(
         self, frames: Sequence[Frame], frame_index: Sequence[int], rois: FloatArray

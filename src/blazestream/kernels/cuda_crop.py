@@ -70,20 +70,15 @@ class CudaCropper:
         self._uploads: OrderedDict[int, tuple[weakref.ref[Any], Any]] = OrderedDict()
 
     def detector_input(self, frames: Sequence[Any]) -> tuple[ndarray, npt.NDArray[np.float32]]:
-        sizes = frame_sizes(frames)
-        padded, padding = pad_roi(
-            roi_to_pixels(full_image_roi(sizes), sizes), tensor_width=DETECTOR_SIZE, tensor_height=DETECTOR_SIZE
-        )
-        tensor = self.crop(
+        return self._roi_input(
             frames,
-            np.arange(len(frames)),
-            crop_affine(padded, out_width=DETECTOR_SIZE, out_height=DETECTOR_SIZE),
+            range(len(frames)),
+            full_image_roi(frame_sizes(frames)),
             size=DETECTOR_SIZE,
             border=BORDER_CONSTANT,
             scale=DETECTOR_SCALE,
             offset=DETECTOR_OFFSET,
         )
-        return tensor, padding.astype(np.float32)
 
     def landmark_input(
         self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any

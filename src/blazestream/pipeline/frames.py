@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from blazestream.yuv import Yuv420
+from blazestream.yuv import as_rgb
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Frame:
     @cached_property
     def image(self) -> npt.NDArray[np.uint8]:
         """The frame in RGB, converted (once) only when asked for: crops read the planes directly."""
-        return self.pixels.rgb() if isinstance(self.pixels, Yuv420) else self.pixels
+        return as_rgb(self.pixels)
 
     @property
     def size(self) -> tuple[int, int]:
