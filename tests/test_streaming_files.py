@@ -60,6 +60,27 @@ def test_file_sources_process_every_frame(models_dir: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.timeout(300)
+def test_lanes_change_the_schedule_not_the_poses(models_dir: Path, tmp_path: Path) -> None:
+    """Three cameras in two lanes (2 + 1) give each camera exactly the poses one batch of all three gives:
+    tracking is per camera, and a crop's landmarks do not depend on the batch it ran in."""
+    per_lanes: dict[int, dict[str, list[str]]] = {}
+    for lanes in (1, 2):
+        config, out = tmp_path / f"lanes{lanes}.yaml", tmp_path / f"lanes{lanes}.jsonl"
+        config.write_text(f"batch:\n  lanes: {lanes}\n")
+        sources = [arg for name in ("a", "b", "c") for arg in ("--source", f"{name}={CLIP}")]
+        done = _run(models_dir, str(config), *sources, "--jsonl", str(out))
+        assert done.returncode == 0, done.stderr
+        by_stream: dict[str, list[str]] = {}
+        for line in out.read_text().splitlines():
+            by_stream.setdefault(json.loads(line)["stream"], []).append(line)
+        per_lanes[lanes] = by_stream
+    assert set(per_lanes[1]) == {"a", "b", "c"}
+    for stream, lines in per_lanes[1].items():
+        assert len(lines) == CLIP_FRAMES
+        assert per_lanes[2][stream] == lines, f"{stream}: the two-lane run differs"
+
+
+@pytest.mark.timeout(300)
 def test_bad_sources_are_named_and_the_good_one_finishes(models_dir: Path, tmp_path: Path) -> None:
     not_video = tmp_path / "notes.mp4"
     not_video.write_text("not a video\n")

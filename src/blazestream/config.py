@@ -119,9 +119,12 @@ class BatchConfig(_Strict):
     """Cross-camera batching, like nvstreammux: one frame per camera per batch."""
 
     max_size: Annotated[int, Field(ge=1, le=256)] | None = None
-    """Frames per batch; default: the number of cameras."""
+    """Frames per batch; default: the number of cameras (of the lane)."""
     timeout_ms: Annotated[float, Field(gt=0, le=10_000)] = 40.0
     """Push a partial batch this long after its first frame arrived (batched-push-timeout)."""
+    lanes: Annotated[int, Field(ge=1, le=256)] | None = None
+    """Camera groups batched and processed by threads of their own, so one group's tracking and outputs
+    overlap another's crops and models; default: one per core on ONNX Runtime, 1 with TensorRT."""
 
 
 class OnnxRuntimeConfig(_Strict):

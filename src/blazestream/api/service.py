@@ -62,7 +62,7 @@ def _build(
 
     api = cfg.api
     live = LiveFrames(quality=api.jpeg_quality, max_width=api.jpeg_width)
-    estimator = create_estimator(cfg, backend)
+    estimator = create_estimator(cfg, backend, dynamic=True)
     runner = build_cpu_runner(cfg, estimator, extra_sinks=[live], dynamic=True)
     control = CameraControl(
         runner,

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from blazestream.config import AppConfig, DetectionConfig
-from blazestream.engines.onnxruntime import OrtSettings
+from blazestream.engines.onnxruntime import OnnxRuntimeEngine, OrtSettings, available_cores
 from blazestream.estimator import EstimatorSettings, PoseEstimator
 from blazestream.outputs.base import ResultSink
 from blazestream.outputs.metrics import Metrics
@@ -42,8 +42,23 @@ def window_spec(detection: DetectionConfig) -> WindowSpec:
     )
 
 
-def create_estimator(cfg: AppConfig, backend: str) -> PoseEstimator:
-    """The estimator for a resolved backend ('cpu' or 'tensorrt')."""
+def processing_lanes(cfg: AppConfig, *, cpu: bool, dynamic: bool = False) -> int:
+    """`batch.lanes`, or by default one per core (up to one per camera) where the models run on the CPU:
+    a CPU model costs the same per crop in any batch, so lanes lose nothing; one where a GPU wants every
+    camera in one batch."""
+    if cfg.batch.lanes is not None:
+        return cfg.batch.lanes
+    if not cpu:
+        return 1
+    return available_cores() if dynamic else max(1, min(available_cores(), len(cfg.cameras)))
+
+
+def create_estimator(cfg: AppConfig, backend: str, *, dynamic: bool = False) -> PoseEstimator:
+    """The estimator for a resolved backend ('cpu' or 'tensorrt'); `dynamic` as for build_cpu_runner.
+
+    With several lanes the lanes keep the cores busy, so a lone crop runs on one thread (intra-op threads
+    would only fight the other lanes' runs) unless engine.onnxruntime.intra_op_threads says otherwise.
+    """
     from blazestream.models.cache import default_models_dir
 
     models_dir = cfg.engine.models_dir or default_models_dir()
@@ -55,11 +70,12 @@ def create_estimator(cfg: AppConfig, backend: str) -> PoseEstimator:
     from blazestream.factory import create_cpu_estimator
 
     ort = cfg.engine.onnxruntime
+    intra_op_threads = ort.intra_op_threads or (1 if processing_lanes(cfg, cpu=True, dynamic=dynamic) > 1 else 0)
     return create_cpu_estimator(
         models_dir,
         settings,
         OrtSettings(
-            intra_op_threads=ort.intra_op_threads,
+            intra_op_threads=intra_op_threads,
             parallel_runs=ort.parallel_runs,
             inter_op_threads=ort.inter_op_threads,
             graph_optimization=ort.graph_optimization,
@@ -143,4 +159,5 @@ def build_cpu_runner(
         redetect_frames=cfg.pose.detection.redetect_frames,
         redetect_s=cfg.pose.detection.redetect_s,
     )
-    return Runner(cfg, sources, stage, sinks, metrics, dynamic=dynamic)
+    lanes = processing_lanes(cfg, cpu=isinstance(estimator.landmarker, OnnxRuntimeEngine), dynamic=dynamic)
+    return Runner(cfg, sources, stage, sinks, metrics, dynamic=dynamic, lanes=lanes)

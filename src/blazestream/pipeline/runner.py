@@ -2,9 +2,14 @@
 
 Threads: the main thread runs the GLib main loop (bus messages of every camera, the watchdog, the
 duration timer, SIGINT/SIGTERM, the RTSP output server); one thread per camera pulls its frames; one
-processing thread takes batches, runs the pose stage and writes the outputs. Stopping (signal,
---duration, or every file ended) drains what is queued, then closes the outputs (EOS to encoders)
-before the loop quits, so a clean stop never loses a result.
+processing thread per lane takes its lane's batches, runs the pose stage and writes the outputs.
+
+Lanes: the cameras are dealt into groups, each with its own batcher and processing thread. Tracking
+makes a camera's next crop wait for its last frame's landmarks, so with one lane the cores idle while
+the tracking and outputs of a batch run; with two, one lane's models run meanwhile. Outputs take one
+lane's results at a time. Stopping (signal, --duration, or every file ended) drains what is queued,
+then the last lane to end closes the outputs (EOS to encoders) before the loop quits, so a clean stop
+never loses a result.
 
 Cameras can be added and removed while the run goes on (`add_camera`, `remove_camera`, from any thread):
 the batcher takes a new camera's frames from the next batch; a removed camera's frames never reach an
@@ -16,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,10 +105,21 @@ class _Gate:
 
 
 @dataclass
+class _Lane:
+    """A group of cameras with its own batcher and processing thread."""
+
+    batcher: Batcher
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held by the lane's thread for each batch: removing one of its cameras waits for the batch in flight."""
+    cameras: int = 0
+
+
+@dataclass
 class _Member:
     camera: Camera
     gate: _Gate
     stop: threading.Event
+    lane: _Lane
 
 
 @dataclass
@@ -141,9 +158,11 @@ class Runner:
         metrics: Metrics,
         *,
         dynamic: bool = False,
+        lanes: int = 1,
     ) -> None:
         """`dynamic`: cameras come and go at run time (the HTTP API): the run may start with none and
-        goes on when they all end, until a signal or the duration stops it."""
+        goes on when they all end, until a signal or the duration stops it. `lanes`: processing lanes
+        (at most one per camera unless dynamic, since a fixed set of cameras never fills more)."""
         if not sources and not dynamic:
             raise BlazestreamError("no cameras: give --source URI (or cameras: in the config)")
         self.cfg = cfg
@@ -154,22 +173,23 @@ class Runner:
         self._cond = threading.Condition()
         self._lock = threading.Lock()
         """Guards the camera set (`_members`) and `_running`."""
-        self._process_lock = threading.Lock()
-        """Held by the processing thread for each batch: removal waits for the batch in flight."""
+        self._output_lock = threading.Lock()
+        """Outputs, summary counts and latest poses take one lane's batch at a time."""
         self._members: dict[str, _Member] = {}
         self._running = False
-        self.slots: list[FrameSlot] = []
-        self.batcher = Batcher(
-            self.slots,
-            self._cond,
-            max_size=self._batch_size(len(sources)),
-            timeout=cfg.batch.timeout_ms / 1000.0,
-            persistent=dynamic,
-        )
+        count = max(1, lanes if dynamic else min(lanes, len(sources)))
+        self._lanes = [
+            _Lane(Batcher([], self._cond, max_size=1, timeout=cfg.batch.timeout_ms / 1000.0, persistent=dynamic))
+            for _ in range(count)
+        ]
         self.summary = RunSummary()
         self._latest_poses: dict[str, int] = {}
         self.control = RunControl(cfg.duration_s, on_stop=self._on_stop, tick=self._watchdog)
-        self._worker = threading.Thread(target=self._process, name="processing", daemon=True)
+        self._workers = [
+            threading.Thread(target=self._process, args=(lane,), name=f"processing-{i}", daemon=True)
+            for i, lane in enumerate(self._lanes)
+        ]
+        self._working = len(self._workers)
         self.outputs = SinkFanout(sinks, self.summary.output_errors, on_failure=metrics.output_failed)
         for spec in sources:
             self._admit(spec)
@@ -180,27 +200,40 @@ class Runner:
         with self._lock:
             return [m.camera for m in self._members.values()]
 
+    @property
+    def lanes(self) -> int:
+        return len(self._lanes)
+
     def _batch_size(self, cameras: int) -> int:
         return self.cfg.batch.max_size or max(1, cameras)
 
     def _admit(self, spec: SourceSpec) -> Camera:
-        """Create the camera's slot and pipeline owner; caller starts it (or run() does)."""
+        """Create the camera's slot and pipeline owner in the emptiest lane; caller starts it (or run() does)."""
         slot = FrameSlot(spec.camera_id, live=spec.live, capacity=self.cfg.sources.file_queue, cond=self._cond)
         gate = _Gate(self.metrics)
         stop = threading.Event()
         camera = Camera(spec, self.cfg.sources, slot, gate, self.watch_bus, stop)
-        self._members[spec.camera_id] = _Member(camera, gate, stop)
+        lane = min(self._lanes, key=lambda lane: lane.cameras)
+        lane.cameras += 1
+        self._members[spec.camera_id] = _Member(camera, gate, stop, lane)
         self.summary.frames.setdefault(spec.camera_id, 0)
         self.summary.poses.setdefault(spec.camera_id, 0)
-        self.batcher.add_slot(slot, self._batch_size(len(self._members)))
+        lane.batcher.add_slot(slot, self._batch_size(lane.cameras))
         return camera
+
+    def _all_lanes(self) -> ExitStack:
+        """Every lane's lock, in lane order (the lock order): no batch is in flight while it is held."""
+        stack = ExitStack()
+        for lane in self._lanes:
+            stack.enter_context(lane.lock)
+        return stack
 
     # -- cameras at run time (any thread) ------------------------------------------------------
 
     def add_camera(self, spec: SourceSpec, max_poses: int | None = None) -> CameraStatus:
         """Start a camera now; its tracker, metrics series and video cell appear with it."""
-        # Lock order, here as in the processing thread: _process_lock, then _lock.
-        with self._process_lock, self._lock:
+        # Lock order, here as in the processing threads: lane locks, then _lock, then _output_lock.
+        with self._all_lanes(), self._lock:
             if self.stop_event.is_set():
                 raise RunStoppingError("the run is stopping; no camera can be added")
             if spec.camera_id in self._members:
@@ -217,18 +250,21 @@ class Runner:
 
     def remove_camera(self, camera_id: str, timeout: float = 10.0) -> None:
         """Stop a camera: no output gets a row of it after this returns; its series and cell go."""
-        with self._process_lock:
+        with self._all_lanes():
             with self._lock:
                 member = self._members.pop(camera_id, None)
                 if member is None:
                     raise UnknownCameraError(f"no camera {camera_id!r} in the run")
                 member.gate.open = False
                 member.stop.set()
-                self.batcher.remove_slot(member.camera.slot, self._batch_size(len(self._members)))
+                lane = member.lane
+                lane.cameras -= 1
+                lane.batcher.remove_slot(member.camera.slot, self._batch_size(lane.cameras))
             self.stage.remove_camera(camera_id)
-            self.summary.removed.add(camera_id)
-            self.outputs.camera_removed(camera_id)
-            self._latest_poses.pop(camera_id, None)
+            with self._output_lock:
+                self.summary.removed.add(camera_id)
+                self.outputs.camera_removed(camera_id)
+                self._latest_poses.pop(camera_id, None)
         if self._running:
             member.camera.join(timeout)
         log.info("%s: removed", member.camera.name)
@@ -290,7 +326,8 @@ class Runner:
         self.summary.stopped_by = reason
         self.stop_event.set()
         self._stop_cameras()
-        self.batcher.stop()
+        for lane in self._lanes:
+            lane.batcher.stop()
 
     def _stop_cameras(self) -> None:
         with self._lock:
@@ -305,7 +342,8 @@ class Runner:
                 self._running = True
                 for member in self._members.values():
                     member.camera.start()
-            self._worker.start()
+            for worker in self._workers:
+                worker.start()
 
         try:
             self.summary.wall_s = self.control.run(start)
@@ -314,7 +352,8 @@ class Runner:
             self._stop_cameras()
             for camera in self.cameras:
                 camera.join(timeout=10)
-            self._worker.join(timeout=30)
+            for worker in self._workers:
+                worker.join(timeout=30)
         self.summary.stopped_by = self.control.stopped_by
         for camera in self.cameras:
             if camera.state == CameraState.FAILED and camera.failure:
@@ -330,23 +369,30 @@ class Runner:
 
     # -- processing thread ---------------------------------------------------------------------
 
-    def _process(self) -> None:
+    def _process(self, lane: _Lane) -> None:
         try:
-            while (batch := self.batcher.next_batch()) is not None:
-                with self._process_lock:
+            while (batch := lane.batcher.next_batch()) is not None:
+                with lane.lock:
                     with self._lock:
                         batch = [f for f in batch if f.camera_id in self._members]
                     if not batch:
                         continue
                     results = self.stage.process(batch)
-                    self.summary.count(results)
-                    for result in results:
-                        self._latest_poses[result.stream] = len(result.poses)
-                    self.outputs.write(results)
+                    with self._output_lock:
+                        self.summary.count(results)
+                        for result in results:
+                            self._latest_poses[result.stream] = len(result.poses)
+                        self.outputs.write(results)
         except Exception as exc:  # the loop must still quit and the outputs close
             log_error(log, "processing failed", exc)
-            self.summary.output_errors.append(f"processing: {exc}")
+            with self._output_lock:
+                self.summary.output_errors.append(f"processing: {exc}")
+            self.stop("processing failed")
         finally:
-            self.stop("all sources ended")
-            self.outputs.close()
-            self.control.quit()
+            with self._lock:
+                self._working -= 1
+                last = self._working == 0
+            if last:  # the other lanes may still be draining: the last one closes the outputs
+                self.stop("all sources ended")
+                self.outputs.close()
+                self.control.quit()
