@@ -26,7 +26,7 @@ from typing import Any
 from blazestream import MEDIAPIPE_VERSION
 from blazestream.engines.errors import ModelChecksumError, ModelFetchError, ModelsMissingError
 from blazestream.files import atomic_write, cache_dir
-from blazestream.models.tflite_onnx import CONVERTER_VERSION, convert_tflite
+from blazestream.models.tflite_onnx.version import CONVERTER_VERSION
 
 MANIFEST_FORMAT = 1
 MANIFEST_NAME = "manifest.json"
@@ -355,6 +355,8 @@ def ensure_models(
     )
     for spec, target, drop in conversions:
         with step(f"Converting {target.name}"):
+            from blazestream.models.tflite_onnx.convert import convert_tflite
+
             model = convert_tflite(
                 tflite[spec.name],
                 input_name=INPUT_NAME,

@@ -17,9 +17,8 @@ from blazestream.engines.errors import UnsupportedOpError
 from blazestream.models.tflite_onnx.graph import NATIVE, NCHW, GraphBuilder, Layout
 from blazestream.models.tflite_onnx.ops import OP_CONVERTERS, SUPPORTED_OPS
 from blazestream.models.tflite_onnx.reader import TFLiteModel
+from blazestream.models.tflite_onnx.version import CONVERTER_VERSION
 
-CONVERTER_VERSION = "1.0"
-"""Bumped whenever the converter's output changes, so cached ONNX files are converted again."""
 OPSET = 17
 IR_VERSION = 8  # the newest IR that onnxruntime 1.17 loads
 BATCH_DIM = "batch"
