@@ -110,24 +110,23 @@ class _Collector:
         pass
 
 
-def decode_frames(source: Path, target: Path) -> int:
-    """Decode a file as a MediaPipe user does (cv2.VideoCapture, RGB) into an (N, H, W, 3) .npy; returns N."""
+def probe_video(source: Path) -> tuple[int, int, int]:
+    """(frames, width, height) of a file as cv2.VideoCapture (a MediaPipe user's reader) decodes it."""
     import cv2
 
     capture = cv2.VideoCapture(str(source))
-    frames: list[np.ndarray] = []
     try:
+        count, size = 0, (0, 0)
         while True:
             ok, bgr = capture.read()
             if not ok:
                 break
-            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            count, size = count + 1, (bgr.shape[1], bgr.shape[0])
     finally:
         capture.release()
-    if not frames:
+    if not count:
         raise BlazestreamError(f"{source}: no video frame could be decoded; is it a video file?")
-    np.save(target, np.stack(frames))
-    return len(frames)
+    return count, *size
 
 
 def _percentile_ms(values: list[float], q: float) -> float:
@@ -169,8 +168,9 @@ def run_ours(cfg: AppConfig, backend: str, stream0: str) -> tuple[SideResult, _C
     )
 
 
-def run_mediapipe(frames: Path, streams: int, processes: int, *, record: bool, out_dir: Path) -> tuple[SideResult, Any]:
-    """MediaPipe's Pose (video mode, full model, one tracker per stream) over `processes` processes."""
+def run_mediapipe(video: Path, streams: int, processes: int, *, record: bool, out_dir: Path) -> tuple[SideResult, Any]:
+    """MediaPipe's Pose (video mode, full model, one tracker per stream) over `processes` processes, each
+    stream decoding the video itself as a MediaPipe user does (cv2.VideoCapture): the same job as ours."""
     python = mediapipe_python()
     shares = [streams // processes + (1 if i < streams % processes else 0) for i in range(processes)]
     shares = [s for s in shares if s]
@@ -179,7 +179,7 @@ def run_mediapipe(frames: Path, streams: int, processes: int, *, record: bool, o
     procs = []
     for i, share in enumerate(shares):
         out = out_dir / f"mp_{processes}_{i}.json"
-        args = [str(python), str(WORKER), "video", "--frames", str(frames), "--streams", str(share), "--out", str(out)]
+        args = [str(python), str(WORKER), "video", "--video", str(video), "--streams", str(share), "--out", str(out)]
         args += ["--wait-for-go"] + (["--record"] if record and i == 0 else [])
         procs.append(
             (
@@ -274,10 +274,8 @@ def run_bench(
         mediapipe_python()  # missing reference: say so (and how to get it) before minutes of our side
     with tempfile.TemporaryDirectory(prefix="blazestream-bench-") as tmp:
         tmp_dir = Path(tmp)
-        frames_path = tmp_dir / "frames.npy"
-        count = decode_frames(source, frames_path)
-        shape = np.load(frames_path, mmap_mode="r").shape
-        log.info("%s: %d frames of %dx%d; %d streams; %d cores", source, count, shape[2], shape[1], streams, cores)
+        count, width, height = probe_video(source)
+        log.info("%s: %d frames of %dx%d; %d streams; %d cores", source, count, width, height, streams, cores)
         runs = []
         for precision in precisions:
             engine = cfg.engine.model_copy(update={"precision": precision})
@@ -293,19 +291,19 @@ def run_bench(
                 result.vs_fp32 = against_fp32(run_collector, fp32)
             report.precisions.append(result)
         if mediapipe:
-            single, stream0 = run_mediapipe(frames_path, streams, 1, record=True, out_dir=tmp_dir)
+            single, stream0 = run_mediapipe(source, streams, 1, record=True, out_dir=tmp_dir)
             report.mediapipe.append(single)
             if min(cores, streams) > 1:
-                multi, _ = run_mediapipe(frames_path, streams, min(cores, streams), record=False, out_dir=tmp_dir)
+                multi, _ = run_mediapipe(source, streams, min(cores, streams), record=False, out_dir=tmp_dir)
                 report.mediapipe.append(multi)
             best = max(report.mediapipe, key=lambda s: s.fps)
             report.ratio = ours.fps / best.fps if best.fps else None
             if stream0:
-                report.agreement = agreement(collector.stream0_poses, stream0, shape[2], shape[1])
+                report.agreement = agreement(collector.stream0_poses, stream0, width, height)
             for result, (_, _, run_collector) in zip(report.precisions, runs, strict=True):
                 result.ratio = result.side.fps / best.fps if best.fps else None
                 if stream0:
-                    result.vs_mediapipe = agreement(run_collector.stream0_poses, stream0, shape[2], shape[1])
+                    result.vs_mediapipe = agreement(run_collector.stream0_poses, stream0, width, height)
     return report
 
 
