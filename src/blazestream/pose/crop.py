@@ -82,7 +82,8 @@ def to_tensor(
     nchw = crops.transpose(0, 3, 1, 2)
     result = out if out is not None else np.empty(nchw.shape, dtype=np.float32)
     np.multiply(nchw, np.float32(scale), out=result, casting="unsafe")
-    result += np.float32(offset)
+    if offset:  # the landmark model's offset is 0: a pass over the tensor saved per crop
+        result += np.float32(offset)
     return result
 
 
