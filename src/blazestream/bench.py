@@ -163,6 +163,7 @@ def run_ours(cfg: AppConfig, backend: str, stream0: str) -> tuple[SideResult, _C
             cpu_cores=cpu / summary.wall_s if summary.wall_s else 0.0,
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
             cpu_ms_per_frame=cpu_split.ms_per_frame(),
+            detail=f"lanes {runner.lanes}",
         ),
         collector,
     )
@@ -216,7 +217,7 @@ def run_mediapipe(video: Path, streams: int, processes: int, *, record: bool, ou
             latency_p95_ms=_percentile_ms(latencies, 95),
             cpu_cores=sum(r["cpu_s"] for r in results) / wall,
             peak_rss_mb=sum(r["max_rss_kb"] for r in results) / 1024.0,
-            detail=f"streams/process {shares}",
+            detail=f"streams/process {shares}, each decoding with cv2",
         ),
         results[0].get("stream0"),
     )
