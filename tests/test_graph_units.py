@@ -286,3 +286,21 @@ def test_a_reconnect_starts_a_new_track(estimator: PoseEstimator) -> None:
 
 def _frame_at(camera: str, index: int, image: np.ndarray, generation: int = 1) -> Frame:
     return Frame(camera, index, index / 25.0, image, time.monotonic(), generation)
+
+
+def test_processing_lanes_follow_cores_cameras_and_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One lane per core up to one per camera on the CPU; what the config says when it says; one on a GPU."""
+    from blazestream.config import AppConfig
+    from blazestream.pipeline import graph
+
+    monkeypatch.setattr(graph, "available_cores", lambda: 4)
+    cameras = [{"id": f"c{i}", "uri": "test:"} for i in range(3)]
+    cfg = AppConfig.model_validate({"cameras": cameras})
+    assert graph.processing_lanes(cfg, cpu=True) == 3
+    assert graph.processing_lanes(cfg, cpu=True, dynamic=True) == 4
+    assert graph.processing_lanes(cfg, cpu=False) == 1
+    pinned = AppConfig.model_validate({"cameras": cameras, "batch": {"lanes": 2}})
+    assert graph.processing_lanes(pinned, cpu=True) == 2
+    assert graph.processing_lanes(pinned, cpu=False) == 1
+    with pytest.raises(ValueError, match="lanes"):
+        AppConfig.model_validate({"batch": {"lanes": 0}})

@@ -124,7 +124,7 @@ class BatchConfig(_Strict):
     """Push a partial batch this long after its first frame arrived (batched-push-timeout)."""
     lanes: Annotated[int, Field(ge=1, le=256)] | None = None
     """Camera groups batched and processed by threads of their own, so one group's tracking and outputs
-    overlap another's crops and models; default: one per core on ONNX Runtime, 1 with TensorRT."""
+    overlap another's crops and models; default: one per core on ONNX Runtime; TensorRT always runs one."""
 
 
 class OnnxRuntimeConfig(_Strict):

@@ -44,12 +44,14 @@ def window_spec(detection: DetectionConfig) -> WindowSpec:
 
 def processing_lanes(cfg: AppConfig, *, cpu: bool, dynamic: bool = False) -> int:
     """`batch.lanes`, or by default one per core (up to one per camera) where the models run on the CPU:
-    a CPU model costs the same per crop in any batch, so lanes lose nothing; one where a GPU wants every
-    camera in one batch."""
+    a CPU model costs the same per crop in any batch, so lanes lose nothing. Always one on a GPU, which
+    wants every camera in one batch (and whose engines and streams are not shared between threads)."""
+    if not cpu:
+        if (cfg.batch.lanes or 1) > 1:
+            log.warning("batch.lanes %d ignored: the GPU runs one lane (one batch of every camera)", cfg.batch.lanes)
+        return 1
     if cfg.batch.lanes is not None:
         return cfg.batch.lanes
-    if not cpu:
-        return 1
     return available_cores() if dynamic else max(1, min(available_cores(), len(cfg.cameras)))
 
 
