@@ -50,8 +50,9 @@ class OnnxRuntimeEngine:
             raise BlazestreamError(f"model file {path} does not exist: run `blazestream models` to create it")
         cores = available_cores()
         self._runs = self._settings.parallel_runs or cores
-        self._session = self._new_session(path, self._settings.intra_op_threads or cores)
-        self._single = self._new_session(path, 1) if self._runs > 1 else self._session
+        threads = self._settings.intra_op_threads or cores
+        self._session = self._new_session(path, threads)
+        self._single = self._new_session(path, 1) if self._runs > 1 and threads > 1 else self._session
         self._pool = ThreadPoolExecutor(self._runs, thread_name_prefix=f"ort-{path.stem}") if self._runs > 1 else None
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
