@@ -1,7 +1,7 @@
 """MediaPipe 0.10.21 Pose as a reference, run by MediaPipe's own interpreter (no blazestream imports).
 
     python mediapipe_worker.py static --images A.png B.png --out ref.json [--segmentation]
-    python mediapipe_worker.py video (--frames frames.npy | --video clip.mp4) --streams 2 --out ref.json [--wait-for-go]
+    python mediapipe_worker.py video --video clip.mp4 --streams 2 --out ref.json [--wait-for-go]
     python mediapipe_worker.py trace --frames frames.npy --max-frames 12 --out trace.json [--no-smooth]
 
 `trace` runs one tracker and records, per frame, the graph's intermediate streams (the ROI used, the
@@ -147,22 +147,16 @@ def run_timing(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_video(args: argparse.Namespace) -> dict[str, Any]:
-    """One tracker per stream, round robin. With --video each stream decodes the file itself as a MediaPipe
-    user does (cv2.VideoCapture, BGR to RGB), inside the timing; with --frames they share decoded frames."""
+    """One tracker per stream, round robin, each stream decoding the file itself as a MediaPipe user does
+    (cv2.VideoCapture, BGR to RGB) inside the timing, until the file (or --max-frames) ends."""
     import cv2
-    import numpy as np
 
     trackers = [_pose(args, static=False) for _ in range(args.streams)]
-    if args.video:
-        captures = [cv2.VideoCapture(args.video) for _ in trackers]
-        ok, warm = cv2.VideoCapture(args.video).read()
-        if not ok or not all(c.isOpened() for c in captures):
-            raise SystemExit(f"{args.video}: OpenCV cannot read this video")
-        warm = cv2.cvtColor(warm, cv2.COLOR_BGR2RGB)
-    else:
-        frames = np.load(args.frames, mmap_mode="r")
-        warm = np.ascontiguousarray(frames[0])
-    _pose(args, static=True).process(warm)  # load XNNPACK kernels before the clock starts
+    captures = [cv2.VideoCapture(args.video) for _ in trackers]
+    ok, warm = cv2.VideoCapture(args.video).read()
+    if not ok or not all(c.isOpened() for c in captures):
+        raise SystemExit(f"{args.video}: OpenCV cannot read this video")
+    _pose(args, static=True).process(cv2.cvtColor(warm, cv2.COLOR_BGR2RGB))  # XNNPACK kernels loaded first
     if args.wait_for_go:
         print("READY", flush=True)
         sys.stdin.readline()
@@ -170,35 +164,23 @@ def run_video(args: argparse.Namespace) -> dict[str, Any]:
     latencies: list[float] = []
     cpu0 = time.process_time()
     start = time.perf_counter()
-    count = args.max_frames or (10**9 if args.video else len(frames))
-    done = 0
-    for i in range(count):
-        if not args.video:
-            shared = np.ascontiguousarray(frames[i % len(frames)])
-        ended = False
-        for s, tracker in enumerate(trackers):
+    count = 0
+    while not args.max_frames or count < args.max_frames:
+        reads = [capture.read() for capture in captures]  # inside the timing, as for a MediaPipe user
+        if not all(ok for ok, _ in reads):
+            break
+        for s, (tracker, (_, bgr)) in enumerate(zip(trackers, reads, strict=True)):
             t0 = time.perf_counter()
-            if args.video:
-                ok, bgr = captures[s].read()
-                if not ok:
-                    ended = True
-                    break
-                frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            else:
-                frame = shared
-            res = tracker.process(frame)
+            res = tracker.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
             latencies.append(time.perf_counter() - t0)
             if s == 0 and args.record:
                 record.append(_result(res))
-        if ended:
-            break
-        done += 1
-    count = done
+        count += 1
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu0
     for tracker in trackers:
         tracker.close()
-    for capture in captures if args.video else []:
+    for capture in captures:
         capture.release()
     return {
         "mode": "video",
@@ -219,7 +201,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--images", nargs="*", default=[])
     parser.add_argument("--frames")
-    parser.add_argument("--video", help="video: each stream decodes this file itself (cv2.VideoCapture)")
+    parser.add_argument("--video", help="video mode: the file each stream decodes itself (cv2.VideoCapture)")
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--max-frames", type=int, default=0)
     parser.add_argument("--record", action="store_true", help="keep stream 0's landmarks in the output")
