@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -28,14 +28,7 @@ from blazestream.pose.landmarks import (
     refine_from_heatmap,
 )
 from blazestream.pose.landmarks import remove_letterbox as remove_landmark_letterbox
-from blazestream.pose.model_io import (
-    DETECTOR_OFFSET,
-    DETECTOR_SCALE,
-    DETECTOR_SIZE,
-    LANDMARK_OFFSET,
-    LANDMARK_SCALE,
-    LANDMARK_SIZE,
-)
+from blazestream.pose.model_io import DETECTOR_INPUT, LANDMARK_INPUT, LANDMARK_SIZE, InputSpec
 from blazestream.pose.roi import alignment_roi, full_image_roi, pad_roi, roi_to_pixels
 from blazestream.pose.segmentation import crop_to_frame, instance_mask, mask_probabilities
 from blazestream.pose.skeleton import NUM_LANDMARKS
@@ -90,7 +83,44 @@ def frame_sizes(frames: Sequence[Any]) -> FloatArray:
     return np.asarray([(f.shape[1], f.shape[0]) for f in frames], dtype=np.float32).reshape(-1, 2)
 
 
-class CpuCropper:
+Tensor = TypeVar("Tensor")
+"""Where a cropper's model inputs live: NumPy arrays (CPU) or CuPy arrays (GPU)."""
+
+
+class RoiCropper(Generic[Tensor]):
+    """The `Cropper` inputs, all as crops of normalized ROIs: the detector's is the whole-image ROI's.
+
+    Subclasses own the pixels (`_crop`); the geometry (pixels, MediaPipe's PadRoi letterbox) is here,
+    on the host, once for the CPU and the GPU.
+    """
+
+    def detector_input(self, frames: Sequence[Any]) -> tuple[Tensor, FloatArray]:
+        return self.detector_windows_input(frames, range(len(frames)), full_image_roi(frame_sizes(frames)))
+
+    def landmark_input(self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any) -> tuple[Tensor, FloatArray]:
+        return self._roi_input(frames, frame_index, rois, LANDMARK_INPUT)
+
+    def detector_windows_input(
+        self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any
+    ) -> tuple[Tensor, FloatArray]:
+        """Detector inputs (M, 3, 224, 224) for upright window ROIs (M, 5), letterboxed like detector_input."""
+        return self._roi_input(frames, frame_index, rois, DETECTOR_INPUT)
+
+    def _roi_input(
+        self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any, spec: InputSpec
+    ) -> tuple[Tensor, FloatArray]:
+        """Crops of normalized ROIs (M, 5) (host or device) of any of the frames, letterboxed; and the padding."""
+        sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
+        rois_px = roi_to_pixels(np.asarray(_host(rois), dtype=np.float32), sizes)
+        padded, padding = pad_roi(rois_px, tensor_width=spec.size, tensor_height=spec.size)
+        return self._crop(frames, frame_index, padded, spec), padding.astype(np.float32)
+
+    def _crop(self, frames: Sequence[Any], frame_index: Sequence[int], padded: FloatArray, spec: InputSpec) -> Tensor:
+        """(M, 3, size, size) model input from padded pixel ROIs (M, 5), ROI m read from frames[frame_index[m]]."""
+        raise NotImplementedError
+
+
+class CpuCropper(RoiCropper[FloatArray]):
     """MediaPipe's OpenCV crops: zero border for the detector, replicate border for the estimator.
 
     Crops of one batch are made on `workers` threads at once (OpenCV and NumPy release the GIL), each
@@ -101,26 +131,18 @@ class CpuCropper:
     def __init__(self, workers: int = 1) -> None:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="crop") if workers > 1 else None
 
-    def _crop_all(
-        self,
-        frames: Sequence[Frame],
-        frame_index: Sequence[int],
-        padded: FloatArray,
-        *,
-        size: int,
-        border: cpu_crop.Border,
-        scale: float,
-        offset: float,
+    def _crop(
+        self, frames: Sequence[Frame], frame_index: Sequence[int], padded: FloatArray, spec: InputSpec
     ) -> FloatArray:
-        tensor = np.empty((len(frame_index), 3, size, size), dtype=np.float32)
+        tensor = np.empty((len(frame_index), 3, spec.size, spec.size), dtype=np.float32)
 
         def one(i: int) -> None:
             with measure("crop"):
                 frame = frames[frame_index[i]]
                 roi = padded[i : i + 1]
                 image = frame.region(*cpu_crop.source_box(roi)) if isinstance(frame, Yuv420) else frame
-                crop = cpu_crop.warp_rois(image, roi, size=size, border=border)
-                cpu_crop.to_tensor(crop, scale=scale, offset=offset, out=tensor[i : i + 1])
+                crop = cpu_crop.warp_rois(image, roi, size=spec.size, border=spec.border)
+                cpu_crop.to_tensor(crop, scale=spec.scale, offset=spec.offset, out=tensor[i : i + 1])
 
         if self._pool is None or len(frame_index) < 2:
             for i in range(len(frame_index)):
@@ -128,55 +150,6 @@ class CpuCropper:
         else:
             list(self._pool.map(one, range(len(frame_index))))
         return tensor
-
-    def detector_input(self, frames: Sequence[Frame]) -> tuple[FloatArray, FloatArray]:
-        return self._roi_input(
-            frames,
-            range(len(frames)),
-            full_image_roi(frame_sizes(frames)),
-            size=DETECTOR_SIZE,
-            border="zero",
-            scale=DETECTOR_SCALE,
-            offset=DETECTOR_OFFSET,
-        )
-
-    def landmark_input(
-        self, frames: Sequence[Frame], frame_index: Sequence[int], rois: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        return self._roi_input(
-            frames,
-            frame_index,
-            rois,
-            size=LANDMARK_SIZE,
-            border="replicate",
-            scale=LANDMARK_SCALE,
-            offset=LANDMARK_OFFSET,
-        )
-
-    def detector_windows_input(
-        self, frames: Sequence[Frame], frame_index: Sequence[int], rois: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        """Detector inputs (M, 3, 224, 224) for upright window ROIs (M, 5), letterboxed like detector_input."""
-        return self._roi_input(
-            frames, frame_index, rois, size=DETECTOR_SIZE, border="zero", scale=DETECTOR_SCALE, offset=DETECTOR_OFFSET
-        )
-
-    def _roi_input(
-        self,
-        frames: Sequence[Frame],
-        frame_index: Sequence[int],
-        rois: FloatArray,
-        *,
-        size: int,
-        border: cpu_crop.Border,
-        scale: float,
-        offset: float,
-    ) -> tuple[FloatArray, FloatArray]:
-        """Crops of normalized ROIs (M, 5) of any of the frames, letterboxed to size x size; and the padding."""
-        sizes = frame_sizes(frames)[np.asarray(frame_index, dtype=np.int64)]
-        padded, padding = pad_roi(roi_to_pixels(rois, sizes), tensor_width=size, tensor_height=size)
-        tensor = self._crop_all(frames, frame_index, padded, size=size, border=border, scale=scale, offset=offset)
-        return tensor, padding
 
 
 @dataclass(frozen=True)

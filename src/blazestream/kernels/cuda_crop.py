@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from blazestream.engines.cupy_api import device_pointer, is_cupy_array, load_cupy, strides
-from blazestream.estimator import frame_sizes
+from blazestream.estimator import RoiCropper
 from blazestream.kernels import (
     BORDER_CONSTANT,
     BORDER_REPLICATE,
@@ -29,20 +29,14 @@ from blazestream.kernels import (
     kernel_source,
 )
 from blazestream.kernels.reference import Nv12
-from blazestream.pose.model_io import (
-    DETECTOR_OFFSET,
-    DETECTOR_SCALE,
-    DETECTOR_SIZE,
-    LANDMARK_OFFSET,
-    LANDMARK_SCALE,
-    LANDMARK_SIZE,
-)
-from blazestream.pose.roi import crop_affine, full_image_roi, pad_roi, roi_to_pixels
+from blazestream.pose.model_io import InputSpec
+from blazestream.pose.roi import crop_affine
 
 if TYPE_CHECKING:
     from cupy import ndarray
 
 BLOCK = (16, 16, 1)
+_BORDERS = {"replicate": BORDER_REPLICATE, "zero": BORDER_CONSTANT}
 UPLOAD_CACHE_SIZE = 64
 """Host frames kept on the GPU between the detector and the estimator calls of one batch."""
 
@@ -60,7 +54,7 @@ class DeviceNv12:
         return (int(self.y.shape[0]), int(self.y.shape[1]), 3)
 
 
-class CudaCropper:
+class CudaCropper(RoiCropper["ndarray"]):
     """`Cropper` on the GPU: tensors come back as CuPy arrays, padding as NumPy (the decoders take either)."""
 
     def __init__(self) -> None:
@@ -69,70 +63,17 @@ class CudaCropper:
         self._kernel = module.get_function("crop_rois")
         self._uploads: OrderedDict[int, tuple[weakref.ref[Any], Any]] = OrderedDict()
 
-    def detector_input(self, frames: Sequence[Any]) -> tuple[ndarray, npt.NDArray[np.float32]]:
-        return self._roi_input(
-            frames,
-            range(len(frames)),
-            full_image_roi(frame_sizes(frames)),
-            size=DETECTOR_SIZE,
-            border=BORDER_CONSTANT,
-            scale=DETECTOR_SCALE,
-            offset=DETECTOR_OFFSET,
-        )
-
-    def landmark_input(
-        self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any
-    ) -> tuple[ndarray, npt.NDArray[np.float32]]:
-        return self._roi_input(
+    def _crop(self, frames: Sequence[Any], frame_index: Sequence[int], padded: Any, spec: InputSpec) -> ndarray:
+        """One launch for every ROI of the batch, the affine maps computed on the host."""
+        return self.crop(
             frames,
             frame_index,
-            rois,
-            size=LANDMARK_SIZE,
-            border=BORDER_REPLICATE,
-            scale=LANDMARK_SCALE,
-            offset=LANDMARK_OFFSET,
+            crop_affine(padded, out_width=spec.size, out_height=spec.size),
+            size=spec.size,
+            border=_BORDERS[spec.border],
+            scale=spec.scale,
+            offset=spec.offset,
         )
-
-    def detector_windows_input(
-        self, frames: Sequence[Any], frame_index: Sequence[int], rois: Any
-    ) -> tuple[ndarray, npt.NDArray[np.float32]]:
-        """Detector inputs for window ROIs (windowed multi-person detection), one launch for all."""
-        return self._roi_input(
-            frames,
-            frame_index,
-            rois,
-            size=DETECTOR_SIZE,
-            border=BORDER_CONSTANT,
-            scale=DETECTOR_SCALE,
-            offset=DETECTOR_OFFSET,
-        )
-
-    def _roi_input(
-        self,
-        frames: Sequence[Any],
-        frame_index: Sequence[int],
-        rois: Any,
-        *,
-        size: int,
-        border: int,
-        scale: float,
-        offset: float,
-    ) -> tuple[ndarray, npt.NDArray[np.float32]]:
-        """Crops of normalized ROIs (M, 5) of any of the frames (host or device ROIs), in one launch."""
-        index = np.asarray(frame_index, dtype=np.int64)
-        sizes = frame_sizes(frames)[index]
-        rois_h = rois.get() if is_cupy_array(rois) else np.asarray(rois, dtype=np.float32)
-        padded, padding = pad_roi(roi_to_pixels(rois_h, sizes), tensor_width=size, tensor_height=size)
-        tensor = self.crop(
-            frames,
-            index,
-            crop_affine(padded, out_width=size, out_height=size),
-            size=size,
-            border=border,
-            scale=scale,
-            offset=offset,
-        )
-        return tensor, padding.astype(np.float32)
 
     def crop(
         self,

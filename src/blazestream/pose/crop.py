@@ -8,13 +8,11 @@ in a CUDA kernel instead.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-Border = Literal["replicate", "zero"]
+from blazestream.pose.model_io import Border
 
 _BORDERS = {"replicate": cv2.BORDER_REPLICATE, "zero": cv2.BORDER_CONSTANT}
 
