@@ -6,7 +6,6 @@ four of them stay within what a 2-core machine processes: their rate is the sour
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -23,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
-from conftest import DATA_DIR, _free_port, wait_for_port
+from conftest import DATA_DIR, RtspServer, _free_port, favoured, wait_for_port
 from test_streaming_files import _count_video_frames
 from test_streaming_rtsp import Tail
 
@@ -65,51 +64,6 @@ def small_clip(tmp_path_factory: pytest.TempPathFactory, gst_module: Any) -> Pat
     return make_small_clip(tmp_path_factory.getbasetemp())
 
 
-def _favoured() -> None:
-    """Run the child (in a session of its own) ahead of unrelated processes when allowed (root): on a
-    shared machine other jobs' load would otherwise swamp the rate comparisons. Linux schedules sessions
-    as groups (autogroup), so the group's nice is raised too. Without the right to, nothing changes."""
-    with contextlib.suppress(OSError):
-        os.nice(-5)
-    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
-        group.write("-5")
-
-
-class RtspServer:
-    """`blazestream serve` in its own process: one file under several mounts, restartable on its port."""
-
-    def __init__(self, clip: Path, mounts: list[str]) -> None:
-        self.clip, self.mounts, self.port = clip, mounts, _free_port()
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> RtspServer:
-        args = [sys.executable, "-m", "blazestream", "serve", *[str(self.clip)] * len(self.mounts)]
-        args += ["--port", str(self.port)]
-        for mount in self.mounts:
-            args += ["--mount", mount]
-        self.proc = subprocess.Popen(
-            args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-            preexec_fn=_favoured,
-        )
-        assert self.proc.stdout is not None
-        for _ in self.mounts:
-            assert self.proc.stdout.readline().startswith("rtsp://"), "the RTSP server started"
-        assert wait_for_port(self.port)
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def url(self, mount: str) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/{mount}"
-
-
 class Run:
     """`blazestream run --api-port` in its own process, with an HTTP client for its API."""
 
@@ -127,7 +81,7 @@ class Run:
             stderr=self.log.open("w"),
             env=env,
             start_new_session=True,
-            preexec_fn=_favoured,
+            preexec_fn=favoured,
         )
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base = f"http://127.0.0.1:{self.port}"

@@ -19,39 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA_DIR, _free_port, wait_for_port
+from conftest import DATA_DIR, RtspServer, _free_port
 
 pytestmark = [pytest.mark.gst, pytest.mark.slow]
 
 CLIP = DATA_DIR / "messi_moves.mp4"
 RECOVERY_LIMIT_S = 10.0
-
-
-class Server:
-    """`blazestream serve` in its own process, restartable on the same port."""
-
-    def __init__(self, port: int, mounts: list[str]) -> None:
-        self.port, self.mounts = port, mounts
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        args = [sys.executable, "-m", "blazestream", "serve", *[str(CLIP)] * len(self.mounts), "--port", str(self.port)]
-        for mount in self.mounts:
-            args += ["--mount", mount]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert self.proc.stdout is not None
-        for _ in self.mounts:
-            line = self.proc.stdout.readline()
-            assert line.startswith("rtsp://"), f"server did not start: {line!r}"
-        assert wait_for_port(self.port)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def url(self, mount: str) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/{mount}"
 
 
 class Tail:
@@ -101,8 +74,8 @@ class Tail:
 
 
 @pytest.fixture
-def servers() -> Iterator[tuple[Server, Server]]:
-    a, b = Server(_free_port(), ["cam0", "cam2", "cam3"]), Server(_free_port(), ["cam1"])
+def servers() -> Iterator[tuple[RtspServer, RtspServer]]:
+    a, b = RtspServer(CLIP, ["cam0", "cam2", "cam3"], favoured=False), RtspServer(CLIP, ["cam1"], favoured=False)
     a.start()
     b.start()
     yield a, b
@@ -119,7 +92,9 @@ def _metric(port: int, name: str, camera: str) -> float:
 
 
 @pytest.mark.timeout(240)
-def test_four_rtsp_cameras_survive_outages(servers: tuple[Server, Server], models_dir: Path, tmp_path: Path) -> None:
+def test_four_rtsp_cameras_survive_outages(
+    servers: tuple[RtspServer, RtspServer], models_dir: Path, tmp_path: Path
+) -> None:
     metrics_port = _free_port()
     a, b = servers
     out = tmp_path / "poses.jsonl"
@@ -181,7 +156,7 @@ def test_four_rtsp_cameras_survive_outages(servers: tuple[Server, Server], model
 
 @pytest.mark.timeout(180)
 def test_a_hung_camera_is_caught_by_the_watchdog(
-    servers: tuple[Server, Server], models_dir: Path, tmp_path: Path
+    servers: tuple[RtspServer, RtspServer], models_dir: Path, tmp_path: Path
 ) -> None:
     """SIGSTOP: the socket stays open and rtspsrc posts nothing; only the stall watchdog notices."""
     a, b = servers

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from test_api import RtspServer, Run, make_small_clip
+from conftest import RtspServer
+from test_api import Run, make_small_clip
 
 pytestmark = [pytest.mark.gst, pytest.mark.slow]
 
