@@ -111,22 +111,19 @@ class _Collector:
 
 
 def probe_video(source: Path) -> tuple[int, int, int]:
-    """(frames, width, height) of a file as cv2.VideoCapture (a MediaPipe user's reader) decodes it."""
+    """(frames as the container counts them, width, height) of a file cv2.VideoCapture (a MediaPipe user's
+    reader) can decode: its first frame is decoded to make sure."""
     import cv2
 
     capture = cv2.VideoCapture(str(source))
     try:
-        count, size = 0, (0, 0)
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            count, size = count + 1, (bgr.shape[1], bgr.shape[0])
+        ok, bgr = capture.read()
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     finally:
         capture.release()
-    if not count:
+    if not ok:
         raise BlazestreamError(f"{source}: no video frame could be decoded; is it a video file?")
-    return count, *size
+    return count, bgr.shape[1], bgr.shape[0]
 
 
 def _percentile_ms(values: list[float], q: float) -> float:

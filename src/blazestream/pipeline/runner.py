@@ -111,7 +111,10 @@ class _Lane:
     batcher: Batcher
     lock: threading.Lock = field(default_factory=threading.Lock)
     """Held by the lane's thread for each batch: removing one of its cameras waits for the batch in flight."""
-    cameras: int = 0
+
+    @property
+    def cameras(self) -> int:
+        return len(self.batcher.slots)
 
 
 @dataclass
@@ -214,11 +217,10 @@ class Runner:
         stop = threading.Event()
         camera = Camera(spec, self.cfg.sources, slot, gate, self.watch_bus, stop)
         lane = min(self._lanes, key=lambda lane: lane.cameras)
-        lane.cameras += 1
         self._members[spec.camera_id] = _Member(camera, gate, stop, lane)
         self.summary.frames.setdefault(spec.camera_id, 0)
         self.summary.poses.setdefault(spec.camera_id, 0)
-        lane.batcher.add_slot(slot, self._batch_size(lane.cameras))
+        lane.batcher.add_slot(slot, self._batch_size(lane.cameras + 1))
         return camera
 
     def _all_lanes(self) -> ExitStack:
@@ -258,8 +260,7 @@ class Runner:
                 member.gate.open = False
                 member.stop.set()
                 lane = member.lane
-                lane.cameras -= 1
-                lane.batcher.remove_slot(member.camera.slot, self._batch_size(lane.cameras))
+                lane.batcher.remove_slot(member.camera.slot, self._batch_size(lane.cameras - 1))
             self.stage.remove_camera(camera_id)
             with self._output_lock:
                 self.summary.removed.add(camera_id)
