@@ -451,7 +451,7 @@ def test_rtsp_output_is_readable_by_rtspsrc(
         while sink.clients and time.monotonic() < deadline:  # the client left: its media is dropped
             time.sleep(0.05)
         assert sink.clients == 0
-        seen_again = read_rtsp(sink.url, 2.0)  # a new client gets a new media
+        seen_again = read_rtsp(sink.url, 3.0)  # a new client gets a new media (as long to set up as the first)
         assert len(seen_again.times) >= 10
     finally:
         stop.set()

@@ -132,7 +132,8 @@ def test_sigint_stops_cleanly_with_playable_video_and_complete_jsonl(models_dir:
     )
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20_000):
+    # ~60 kB: a dozen frames with a pose, so the video has had as many canvases to encode before the stop
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 60_000):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
