@@ -103,13 +103,17 @@ def test_reduced_model_is_built_once_within_budget_with_provenance(
     assert path.stat().st_mtime_ns == stamp
 
 
-def test_image_runs_at_a_slow_precision_with_a_warning(scratch_models: Path, tmp_path: Path) -> None:
-    """Full bf16 build takes minutes; the CLI path is checked with a prebuilt small one in its place."""
-    built = landmark_model(scratch_models, "bf16", candidates=16)
-    full = built.parent / built.name
+def _small_bf16_as_full_build(models: Path) -> None:
+    """A full bf16 build takes minutes: a small one (16 candidate layers) stands in for it."""
+    built = landmark_model(models, "bf16", candidates=16)
     manifest = json.loads(built.with_suffix(".json").read_text())
     manifest["key"]["candidates"] = None  # what a full build records
-    full.with_suffix(".json").write_text(json.dumps(manifest))
+    built.with_suffix(".json").write_text(json.dumps(manifest))
+
+
+def test_image_runs_at_a_slow_precision_with_a_warning(scratch_models: Path, tmp_path: Path) -> None:
+    """The CLI path, with the small bf16 build standing in for the full one."""
+    _small_bf16_as_full_build(scratch_models)
     out = tmp_path / "poses.json"
     env = {**os.environ, "BLAZESTREAM_MODELS": str(scratch_models)}
     args = [sys.executable, "-m", "blazestream", "image", str(DATA_DIR / "messi5.jpg"), "--json", str(out)]
@@ -123,3 +127,37 @@ def test_image_runs_at_a_slow_precision_with_a_warning(scratch_models: Path, tmp
     bad = subprocess.run([*args, "--precision", "fp8"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2
     assert "fp8" in bad.stderr
+
+
+def test_same_crops_comparison_takes_the_tracking_loop_out(scratch_models: Path) -> None:
+    """bench's same-crops figures: the reduced model on fp32's own ROIs, frame by frame (no feedback)."""
+    import cv2
+
+    from blazestream.bench import _Collector, same_crops
+    from blazestream.config import AppConfig
+    from blazestream.factory import create_cpu_estimator
+
+    _small_bf16_as_full_build(scratch_models)
+    clip = DATA_DIR / "messi_moves.mp4"
+    capture = cv2.VideoCapture(str(clip))
+    fp32 = create_cpu_estimator(scratch_models)
+    collector = _Collector("cam0")
+    try:
+        for index in range(0, 8):
+            ok, bgr = capture.read()
+            assert ok
+            found = fp32.detect([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)])[0]
+            if index % 2 == 0 and len(found.rois):  # frames without a ROI are skipped
+                collector.stream0_rois[index] = found.rois[0]
+    finally:
+        capture.release()
+        fp32.close()
+    assert len(collector.stream0_rois) == 4
+    cfg = AppConfig.model_validate(
+        {"cameras": [{"id": "cam0", "uri": str(clip)}], "engine": {"models_dir": str(scratch_models)}}
+    )
+    same = same_crops(clip, collector, "fp32", cfg)
+    assert same == {"median_error_of_diagonal_same_crops": 0.0, "world_mean_cm_same_crops": 0.0}
+    bf16 = same_crops(clip, collector, "bf16", cfg)
+    assert 0.0 < bf16["world_mean_cm_same_crops"] < 2.0
+    assert 0.0 < bf16["median_error_of_diagonal_same_crops"] < 0.01

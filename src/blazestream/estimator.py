@@ -125,7 +125,8 @@ class CpuCropper(RoiCropper[FloatArray]):
 
     Crops of one batch are made on `workers` threads at once (OpenCV and NumPy release the GIL), each
     writing its slice of the model input, so a batch's preprocessing uses every core. Frames may be
-    `Yuv420` planes: a landmark crop then converts only the rectangle its ROI reads (blazestream.yuv).
+    `Yuv420` planes: converted once, whole, by libswscale, or without it only the rectangle each ROI reads
+    (blazestream.yuv).
     """
 
     def __init__(self, workers: int = 1) -> None:
@@ -140,7 +141,12 @@ class CpuCropper(RoiCropper[FloatArray]):
             with measure("crop"):
                 frame = frames[frame_index[i]]
                 roi = padded[i : i + 1]
-                image = frame.region(*cpu_crop.source_box(roi)) if isinstance(frame, Yuv420) else frame
+                if not isinstance(frame, Yuv420):
+                    image = frame
+                elif frame.converts_whole:
+                    image = frame.rgb()
+                else:
+                    image = frame.region(*cpu_crop.source_box(roi))
                 crop = cpu_crop.warp_rois(image, roi, size=spec.size, border=spec.border)
                 cpu_crop.to_tensor(crop, scale=spec.scale, offset=spec.offset, out=tensor[i : i + 1])
 

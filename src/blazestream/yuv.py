@@ -118,6 +118,13 @@ class Yuv420:
         """NV12: one interleaved UV plane (H/2, W) after the luma."""
         return cls(y, uv[:, 0::2], uv[:, 1::2], full_range=full_range)
 
+    @property
+    def converts_whole(self) -> bool:
+        """libswscale converts this frame whole faster than tables convert a crop's rectangle: crops then
+        skip working out the rectangle (`region`) and read `rgb()`."""
+        height, width = self.shape[:2]
+        return swscale.available() and swscale.supports(width, height)
+
     def rgb(self) -> U8:
         """The whole frame in RGB (converted once)."""
         with self._lock:
@@ -137,8 +144,7 @@ class Yuv420:
         with self._lock:
             if self._rgb is not None:
                 return self._rgb
-            whole = swscale.available() and swscale.supports(width, height)
-            if whole or (x0 == 0 and y0 == 0 and x1 >= width and y1 >= height):
+            if self.converts_whole or (x0 == 0 and y0 == 0 and x1 >= width and y1 >= height):
                 self._rgb = yuv420_to_rgb(self.y, self.u, self.v, full_range=self.full_range)
                 self._partial = None
                 return self._rgb

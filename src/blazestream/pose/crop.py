@@ -76,10 +76,16 @@ def _opencv_box_points(rois32: npt.NDArray[np.float32], angle_deg: npt.NDArray[n
 def to_tensor(
     crops: npt.NDArray[np.uint8], *, scale: float, offset: float, out: npt.NDArray[np.float32] | None = None
 ) -> npt.NDArray[np.float32]:
-    """uint8 NHWC crops to the models' float NCHW input: v = p * scale + offset."""
-    nchw = crops.transpose(0, 3, 1, 2)
-    result = out if out is not None else np.empty(nchw.shape, dtype=np.float32)
-    np.multiply(nchw, np.float32(scale), out=result, casting="unsafe")
+    """uint8 NHWC crops to the models' float NCHW input: v = p * scale + offset.
+
+    Each crop is split into contiguous planes first (cv2.split): converting those is ~2x faster than
+    reading the interleaved pixels with a stride of 3, for the same float32 arithmetic.
+    """
+    count, height, width, channels = crops.shape
+    result = out if out is not None else np.empty((count, channels, height, width), dtype=np.float32)
+    for crop, tensor in zip(crops, result, strict=True):
+        for plane, target in zip(cv2.split(crop), tensor, strict=True):
+            np.multiply(plane, np.float32(scale), out=target, casting="unsafe")
     if offset:  # the landmark model's offset is 0: a pass over the tensor saved per crop
         result += np.float32(offset)
     return result
