@@ -118,8 +118,8 @@ def test_tracker_resets_only_coordinate_filters_on_loss() -> None:
     assert lost is None
     assert tracker.needs_detection
     assert not tracker.tracked()
-    assert smoother._landmarks._x.stored is None, "coordinate filters reset"
-    assert smoother._landmark_vis.stored is not None, "visibility filter survives, as in MediaPipe"
+    assert smoother._coordinates._x.stored is None, "coordinate filters reset"
+    assert smoother._visibility.stored is not None, "visibility filter survives, as in MediaPipe"
     assert smoother._world._x.stored is not None, "world filter survives, as in MediaPipe"
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+import struct
+from dataclasses import astuple
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +22,7 @@ from hypothesis import strategies as st
 from blazestream.config import AppConfig, load_config
 from blazestream.errors import ConfigError
 from blazestream.pose.skeleton import LANDMARK_NAMES
-from blazestream.pose.types import Pose
+from blazestream.pose.types import Landmark, Pose, round_rows
 from blazestream.results import FrameResult
 from blazestream.source_spec import TEST_LIMITS, TEST_PATTERNS, SourceSpec, parse_source_uri
 from blazestream.uris import redact_uri
@@ -173,3 +176,45 @@ def test_the_json_contract_round_trips(found: list[Pose], width: int, height: in
             assert abs(out["y"] / height - lm.y) <= 1e-4 / height + 1e-6
             assert abs(out["visibility"] - lm.visibility) <= 1e-6
         assert len(data["world_landmarks"]) == 33
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=8, max_size=8 * 20).filter(
+        lambda v: len(v) % 8 == 0
+    ),
+    digits=st.lists(st.integers(0, 8), min_size=8, max_size=8),
+)
+def test_round_rows_is_pythons_round_bit_for_bit(values: list[float], digits: list[int]) -> None:
+    rows = np.asarray(values, np.float64).reshape(-1, 8)
+    got = round_rows(rows, digits)
+    for row, out in zip(rows.tolist(), got, strict=True):
+        want = [round(v, n) for v, n in zip(row, digits, strict=True)]
+        assert [struct.pack("d", v) for v in out] == [struct.pack("d", v) for v in want]
+
+
+@settings(max_examples=50, deadline=None)
+@given(pose=poses(), width=st.integers(16, 7680), height=st.integers(16, 4320))
+def test_pose_json_is_rounded_by_python_round(pose: Pose, width: int, height: int) -> None:
+    """The vectorized rounding gives the text per-value round() gives (the contract's exact digits)."""
+    data = pose.to_json(width, height)
+    want = [
+        {
+            "name": name,
+            "x": round(lm.x * width, 4),
+            "y": round(lm.y * height, 4),
+            "z": round(lm.z * width, 4),
+            "visibility": round(lm.visibility, 6),
+            "presence": round(lm.presence, 6),
+        }
+        for name, lm in zip(LANDMARK_NAMES, pose.landmarks, strict=True)
+    ]
+    world = [
+        {"name": name, "x": round(w.x, 6), "y": round(w.y, 6), "z": round(w.z, 6)}
+        for name, w in zip(LANDMARK_NAMES, pose.world_landmarks, strict=True)
+    ]
+    assert orjson.dumps(data["landmarks"]) == orjson.dumps(want)
+    assert orjson.dumps(data["world_landmarks"]) == orjson.dumps(world)
+    rebuilt = Pose(pose.score, pose.presence, pose.roi, pose.landmarks, pose.world_landmarks, pose.track_id)
+    assert rebuilt == pose
+    assert [Landmark(*astuple(lm)) for lm in pose.landmarks] == list(pose.landmarks)

@@ -13,7 +13,6 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from array_api_compat import array_namespace
 
 from blazestream.cpu_split import measure
 from blazestream.engines.base import Engine, infer_in_chunks
@@ -35,6 +34,7 @@ from blazestream.pose.skeleton import NUM_LANDMARKS
 from blazestream.pose.tracking import duplicate_poses, same_person_roi
 from blazestream.pose.types import Pose
 from blazestream.pose.windows import WindowSpec, frame_windows, group_by_frame, window_rois, windows_to_frame
+from blazestream.pose.xp import array_namespace
 from blazestream.yuv import Yuv420
 
 Frame = npt.NDArray[np.uint8] | Yuv420

@@ -61,7 +61,7 @@ def decode_detections(
     ky = scaled[..., 5::2] + ay[:, None]
     keypoints = xp.stack([kx, ky], axis=-1)
     logits = xp.reshape(raw_scores, raw_scores.shape[:2])
-    scores = sigmoid(xp, xp.clip(logits, -SCORE_CLIP, SCORE_CLIP))
+    scores = sigmoid(xp, xp.minimum(xp.maximum(logits, -SCORE_CLIP), SCORE_CLIP))
     box_w = boxes[..., 2] - boxes[..., 0]
     box_h = boxes[..., 3] - boxes[..., 1]
     valid = (scores >= min_score) & (box_w >= 0.0) & (box_h >= 0.0) & ~xp.isnan(box_w) & ~xp.isnan(box_h)

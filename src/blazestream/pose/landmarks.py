@@ -52,8 +52,8 @@ def refine_from_heatmap(
     rows = row[..., None] + steps
     col_ok = (cols >= 0) & (cols < hm_w)
     row_ok = (rows >= 0) & (rows < hm_h)
-    cols_c = xp.clip(cols, 0, hm_w - 1)
-    rows_c = xp.clip(rows, 0, hm_h - 1)
+    cols_c = xp.minimum(xp.maximum(cols, 0), hm_w - 1)
+    rows_c = xp.minimum(xp.maximum(rows, 0), hm_h - 1)
     plane = xp.reshape(xp.arange(count * num, dtype=xp.int64), (count, num, 1, 1)) * (hm_h * hm_w)
     flat_index = plane + rows_c[..., :, None] * hm_w + cols_c[..., None, :]  # (M, L, k, k)
     values = xp.take(xp.reshape(heatmap, (-1,)), xp.reshape(flat_index, (-1,)))

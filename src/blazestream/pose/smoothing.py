@@ -17,18 +17,23 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from blazestream.pose.skeleton import NUM_LANDMARKS
 from blazestream.pose.xp import Array, array_namespace
 
 DEFAULT_FREQUENCY = 30.0
 MIN_OBJECT_SCALE = 1e-6
 
 
+_FLOAT = struct.Struct("f")
+
+
 def f32(value: float) -> float:
     """A Python float rounded to the nearest float32, as C++ stores a double into a float."""
-    return float(struct.unpack("f", struct.pack("f", value))[0])
+    return float(_FLOAT.unpack(_FLOAT.pack(value))[0])
 
 
 class LowPassFilter:
@@ -77,11 +82,17 @@ class OneEuroFilter:
     Arithmetic follows one_euro_filter.cc: float32 parameters (proto floats) and state, double in between.
     """
 
-    def __init__(self, params: OneEuroParams) -> None:
+    def __init__(self, params: OneEuroParams, rows: Sequence[tuple[OneEuroParams, int]] = ()) -> None:
+        """`rows`: filter stacked (rows, ...) values, `count` rows per params, in one call (they must share
+        derivate_cutoff and frequency); else every value uses `params`."""
         self.params = params
-        self._min_cutoff = f32(params.min_cutoff)
-        self._beta = f32(params.beta)
+        self._min_cutoff: Array | float = f32(params.min_cutoff)
+        self._beta: Array | float = f32(params.beta)
         self._derivate_cutoff = f32(params.derivate_cutoff)
+        self._rows = [(f32(p.min_cutoff), f32(p.beta)) for p, count in rows for _ in range(count)]
+        self._rows_xp: Any = None
+        if any((p.derivate_cutoff, p.frequency) != (params.derivate_cutoff, params.frequency) for p, _ in rows):
+            raise ValueError("stacked one-euro filters must share derivate_cutoff and frequency")
         self.reset()
 
     def reset(self) -> None:
@@ -110,6 +121,10 @@ class OneEuroFilter:
             delta = xp.astype(value, xp.float64) - xp.astype(raw, xp.float64)
             dvalue = delta * value_scale * self.frequency
         edvalue = self._dx.apply(dvalue, self._alpha(self._derivate_cutoff))
+        if self._rows and self._rows_xp is not xp:
+            # (rows, 1) float64 columns of the float32-rounded parameters: per row, a scalar filter's arithmetic.
+            params = xp.asarray(self._rows, dtype=xp.float64)
+            self._min_cutoff, self._beta, self._rows_xp = params[:, 0:1], params[:, 1:2], xp
         cutoff = self._min_cutoff + self._beta * xp.abs(xp.astype(edvalue, xp.float64))
         return self._x.apply(value, self._alpha(cutoff))
 
@@ -140,20 +155,23 @@ class PoseSmoother:
 
     `smooth=False` (static mode, or smoothing switched off) passes the 33 and world landmarks through
     but still filters the auxiliary landmarks, which MediaPipe always does because the next ROI uses them.
+    With smoothing, the 33 and the 2 auxiliary landmarks run as one stacked (35-row) filter with per-row
+    parameters: their filters see the same timestamps, object scale and resets, so they advance in
+    lockstep and every row gets its own filter's arithmetic (half the NumPy calls of two filters).
     """
 
     def __init__(self, *, smooth: bool = True) -> None:
         self.smooth = smooth
-        self._landmarks = OneEuroFilter(LANDMARK_FILTER)
+        rows = [(LANDMARK_FILTER, NUM_LANDMARKS), (AUX_FILTER, 2)] if smooth else [(AUX_FILTER, 2)]
+        self._coordinates = OneEuroFilter(AUX_FILTER, rows)
+        """The auxiliary landmarks' coordinates, after the 33's when smoothing."""
+        self._visibility = LowPassFilter()
+        """The same rows' visibility."""
         self._world = OneEuroFilter(WORLD_FILTER)
-        self._aux = OneEuroFilter(AUX_FILTER)
-        self._landmark_vis = LowPassFilter()
-        self._aux_vis = LowPassFilter()
 
     def reset_on_loss(self) -> None:
         """What MediaPipe resets when a frame has no pose: the landmark and aux coordinate filters only."""
-        self._landmarks.reset()
-        self._aux.reset()
+        self._coordinates.reset()
 
     def __call__(
         self,
@@ -167,16 +185,14 @@ class PoseSmoother:
         """Filter (33, 5) normalized landmarks, (2, 5) aux landmarks and (33, 3) world landmarks."""
         xp = array_namespace(landmarks, aux, world)
         scale = object_scale(aux, image_size)
-        aux = self._filter_coordinates(
-            xp, self._aux, self._smooth_visibility(xp, self._aux_vis, aux), scale, image_size, timestamp_ns
-        )
+        rows = xp.concat([landmarks, aux], axis=0) if self.smooth else aux
+        rows = self._smooth_visibility(xp, self._visibility, rows)
+        rows = self._filter_coordinates(xp, self._coordinates, rows, scale, image_size, timestamp_ns)
         if not self.smooth:
             # MediaPipe's `no_filter` still converts to pixels and back (a float round trip: last bits).
-            return self._filter_coordinates(xp, None, landmarks, scale, image_size, timestamp_ns), aux, world
-        landmarks = self._smooth_visibility(xp, self._landmark_vis, landmarks)
-        landmarks = self._filter_coordinates(xp, self._landmarks, landmarks, scale, image_size, timestamp_ns)
+            return self._filter_coordinates(xp, None, landmarks, scale, image_size, timestamp_ns), rows, world
         world = self._world.apply(world, timestamp_ns, 1.0)
-        return landmarks, aux, world
+        return rows[:NUM_LANDMARKS], rows[NUM_LANDMARKS:], world
 
     @staticmethod
     def _smooth_visibility(xp: Any, lpf: LowPassFilter, landmarks: Array) -> Array:
@@ -195,13 +211,13 @@ class PoseSmoother:
         """Filter in float32 pixels (x*W, y*H, z*W) as LandmarksSmoothingCalculator does, then back.
 
         Without a filter (`no_filter`), or below the minimum object scale, only the round trip remains.
+        The (W, H, W) row is float32: sizes are exact there, so products and quotients are those of the
+        float32 arithmetic with Python-float sizes.
         """
-        width, height = float(image_size[0]), float(image_size[1])
-        coords = xp.astype(landmarks[:, 0:3], xp.float32)
-        pixels = xp.stack([coords[:, 0] * width, coords[:, 1] * height, coords[:, 2] * width], axis=-1)
+        size = xp.asarray([image_size[0], image_size[1], image_size[0]], dtype=xp.float32)
+        pixels = xp.astype(landmarks[:, 0:3], xp.float32) * size
         if flt is None or scale < MIN_OBJECT_SCALE:
             filtered = pixels
         else:
             filtered = flt.apply(pixels, timestamp_ns, f32(1.0 / scale))
-        normalized = xp.stack([filtered[:, 0] / width, filtered[:, 1] / height, filtered[:, 2] / width], axis=-1)
-        return xp.concat([xp.astype(normalized, landmarks.dtype), landmarks[:, 3:]], axis=-1)
+        return xp.concat([xp.astype(filtered / size, landmarks.dtype), landmarks[:, 3:]], axis=-1)
