@@ -45,8 +45,6 @@ def _load() -> dict[str, Any]:
             raise MissingDependencyError(f"GStreamer is not usable from Python ({exc}); {INSTALL_HINT}") from exc
         Gst.init(None)
         _loaded.update(Gst=Gst, GLib=GLib, GstApp=GstApp, GstVideo=GstVideo)
-        # The overrides' Buffer.map returns a MapInfo whose data is a memoryview (see copy_buffer).
-        _loaded["map_overrides"] = Gst.Buffer.__module__ == "gi.overrides.Gst"
         return _loaded
 
 
@@ -102,7 +100,7 @@ def buffer_to_pixels(buffer: Any, caps: Any) -> Any:
     chroma_w, chroma_h = (width + 1) // 2, (height + 1) // 2
     size = buffer.get_size()
     data = np.empty(size + 64, dtype=np.uint8)  # slack after the last plane for SIMD block reads
-    copy_buffer(buffer, data[:size])
+    data[:size] = np.frombuffer(buffer.extract_dup(0, size), dtype=np.uint8)
 
     def plane(index: int, columns: int, rows: int) -> Any:
         offset, stride = info.offset[index], info.stride[index]
@@ -116,34 +114,12 @@ def buffer_to_pixels(buffer: Any, caps: Any) -> Any:
     )
 
 
-def copy_buffer(buffer: Any, out: Any) -> None:
-    """Copy a buffer's bytes into the uint8 array `out` (as many as it holds): one copy, from a read mapping.
-
-    extract_dup costs ~1 ms a 768x576 I420 frame (a bytes object, then our copy of it); the mapping ~0.1 ms.
-    Mapping needs GStreamer's Python overrides (python3-gst-1.0: the data as a memoryview); without them,
-    extract_dup. `out` owns its memory: nothing refers to the mapping after unmap.
-    """
-    import numpy as np
-
-    loaded = _load()
-    if loaded["map_overrides"]:
-        mapping = buffer.map(loaded["Gst"].MapFlags.READ)
-        if mapping.__parent__ is not None:  # mapped
-            try:
-                out[:] = np.frombuffer(mapping.data, dtype=np.uint8, count=out.size)
-            finally:
-                buffer.unmap(mapping)
-            return
-    out[:] = np.frombuffer(buffer.extract_dup(0, out.size), dtype=np.uint8)
-
-
 def buffer_to_array(buffer: Any, caps: Any) -> Any:
     """Copy an RGB buffer into an (H, W, 3) uint8 array, honouring the row stride (rows are 4-byte aligned)."""
     import numpy as np
 
     info = _load()["GstVideo"].VideoInfo.new_from_caps(caps)
     width, height, stride = info.width, info.height, info.stride[0]
-    data = np.empty(buffer.get_size(), dtype=np.uint8)
-    copy_buffer(buffer, data)
-    rows = data[: stride * height].reshape(height, stride)
+    data = buffer.extract_dup(0, buffer.get_size())
+    rows = np.frombuffer(data, dtype=np.uint8, count=stride * height).reshape(height, stride)
     return rows[:, : width * 3].reshape(height, width, 3)
