@@ -306,20 +306,20 @@ def test_processing_lanes_follow_cores_cameras_and_backend(monkeypatch: pytest.M
         AppConfig.model_validate({"batch": {"lanes": 0}})
 
 
-def test_each_lane_runs_its_batch_on_one_thread_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Several lanes: one single-threaded ONNX Runtime run per batch (the lanes fill the cores); one lane:
-    the automatic values (one per core); what the config sets is kept either way."""
+def test_lanes_run_crops_single_threaded_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several lanes: single-threaded runs (the lanes fill the cores), a batch still split into parallel
+    runs; one lane: the automatic values (one per core); what the config sets is kept either way."""
     from blazestream.config import AppConfig
     from blazestream.pipeline import graph
 
     monkeypatch.setattr(graph, "available_cores", lambda: 4)
     many = AppConfig.model_validate({"cameras": [{"id": f"c{i}", "uri": "test:"} for i in range(3)]})
     settings = graph.ort_settings(many)
-    assert (settings.intra_op_threads, settings.parallel_runs) == (1, 1)
+    assert (settings.intra_op_threads, settings.parallel_runs) == (1, 0)
     one = AppConfig.model_validate({"cameras": [{"id": "c0", "uri": "test:"}]})
     settings = graph.ort_settings(one)
     assert (settings.intra_op_threads, settings.parallel_runs) == (0, 0)
-    assert graph.ort_settings(one, dynamic=True).parallel_runs == 1, "a dynamic run has a lane per core"
+    assert graph.ort_settings(one, dynamic=True).intra_op_threads == 1, "a dynamic run has a lane per core"
     pinned = AppConfig.model_validate(
         {**many.model_dump(), "engine": {"onnxruntime": {"intra_op_threads": 2, "parallel_runs": 3}}}
     )

@@ -58,16 +58,17 @@ def processing_lanes(cfg: AppConfig, *, cpu: bool, dynamic: bool = False) -> int
 def ort_settings(cfg: AppConfig, *, dynamic: bool = False) -> OrtSettings:
     """engine.onnxruntime, with its zeros (automatic) resolved for the run's lanes.
 
-    With several lanes the lanes keep the cores busy, so a lane's batch runs as one single-threaded run on
-    the lane's own thread: intra-op threads or parallel runs would only fight the other lanes, and
-    splitting a batch costs a pool hop and a copy of the outputs (~1 ms of CPU per frame, measured at 4
-    cameras on 2 cores). What the config sets, it keeps.
+    With several lanes a lone crop runs on one thread: intra-op threads would only fight the other lanes.
+    A lane's batch is still split into parallel single-threaded runs (one per core): running it whole on
+    the lane's own thread saved ~1 ms of CPU per frame at 4 cameras on 2 cores but left the cores idle more
+    (1.85-1.88 cores used instead of 1.91-1.92), and lost frames/s in 4 of the last 5 alternating pairs.
+    What the config sets, it keeps.
     """
     ort = cfg.engine.onnxruntime
     several = processing_lanes(cfg, cpu=True, dynamic=dynamic) > 1
     return OrtSettings(
         intra_op_threads=ort.intra_op_threads or (1 if several else 0),
-        parallel_runs=ort.parallel_runs or (1 if several else 0),
+        parallel_runs=ort.parallel_runs,
         inter_op_threads=ort.inter_op_threads,
         graph_optimization=ort.graph_optimization,
     )
