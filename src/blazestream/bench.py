@@ -25,6 +25,7 @@ import numpy as np
 from blazestream.config import AppConfig
 from blazestream.engines.onnxruntime import available_cores
 from blazestream.errors import BlazestreamError
+from blazestream.pose.skeleton import NUM_LANDMARKS
 from blazestream.reference import WORKER, mediapipe_python
 from blazestream.results import FrameResult
 
@@ -275,10 +276,10 @@ def same_crops(source: Path, fp32: _Collector, precision: str, cfg: AppConfig) -
 
     from blazestream.pipeline.graph import create_estimator
 
-    engines = {}
+    estimators = {}
     for name in ("fp32", precision):
         engine = cfg.engine.model_copy(update={"precision": name})
-        engines[name] = create_estimator(cfg.model_copy(update={"engine": engine}), "cpu")
+        estimators[name] = create_estimator(cfg.model_copy(update={"engine": engine}), "cpu")
     capture = cv2.VideoCapture(str(source))
     errors, world = [], []
     try:
@@ -292,15 +293,15 @@ def same_crops(source: Path, fp32: _Collector, precision: str, cfg: AppConfig) -
             if roi is None:
                 continue
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            a, b = (engines[n].estimate([rgb], [0], roi[None]) for n in (precision, "fp32"))
+            a, b = (estimators[n].estimate([rgb], [0], roi[None]) for n in (precision, "fp32"))
             size = np.asarray(rgb.shape[1::-1], dtype=np.float64)
-            pa, pb = a.landmarks[0, :33, :2] * size, b.landmarks[0, :33, :2] * size
+            pa, pb = (r.landmarks[0, :NUM_LANDMARKS, :2] * size for r in (a, b))
             diagonal = float(np.linalg.norm(pb.max(0) - pb.min(0)))
             errors.append(float(np.median(np.linalg.norm(pa - pb, axis=1))) / diagonal)
             world.append(float(np.linalg.norm(a.world[0] - b.world[0], axis=1).mean()))
     finally:
         capture.release()
-        for estimator in engines.values():
+        for estimator in estimators.values():
             estimator.close()
     return {
         "median_error_of_diagonal_same_crops": float(np.median(errors)) if errors else float("nan"),
