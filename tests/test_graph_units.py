@@ -306,7 +306,7 @@ def test_processing_lanes_follow_cores_cameras_and_backend(monkeypatch: pytest.M
         AppConfig.model_validate({"batch": {"lanes": 0}})
 
 
-def test_lanes_run_crops_single_threaded_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lanes_make_model_runs_single_threaded_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     """Several lanes: single-threaded runs (the lanes fill the cores), a batch still split into parallel
     runs; one lane: the automatic values (one per core); what the config sets is kept either way."""
     from blazestream.config import AppConfig
