@@ -227,6 +227,18 @@ def run_mediapipe(video: Path, streams: int, processes: int, *, record: bool, ou
     )
 
 
+def error_of_diagonal(ours: np.ndarray, reference: np.ndarray) -> float:
+    """Mean landmark distance (N, 2 pixels) over the reference pose's box diagonal: every bench accuracy
+    figure is the median of this over frames."""
+    diagonal = float(np.linalg.norm(reference.max(0) - reference.min(0)))
+    return float(np.linalg.norm(ours - reference, axis=1).mean()) / diagonal
+
+
+def world_error_m(ours: np.ndarray, reference: np.ndarray) -> float:
+    """Mean world-landmark distance (N, 3), in metres."""
+    return float(np.linalg.norm(ours - reference, axis=1).mean())
+
+
 def agreement(ours: dict[int, np.ndarray | None], reference: list[Any], width: int, height: int) -> dict[str, float]:
     """Stream 0: share of frames where both agree on pose/no pose; median error / pose diagonal."""
     same = 0
@@ -236,9 +248,7 @@ def agreement(ours: dict[int, np.ndarray | None], reference: list[Any], width: i
         if (mine is not None) == (ref is not None):
             same += 1
         if mine is not None and ref is not None:
-            b = np.asarray(ref["landmarks"])[:, :2] * [width, height]
-            diagonal = float(np.linalg.norm(b.max(0) - b.min(0)))
-            errors.append(float(np.linalg.norm(mine - b, axis=1).mean()) / diagonal)
+            errors.append(error_of_diagonal(mine, np.asarray(ref["landmarks"])[:, :2] * [width, height]))
     return {
         "frames": float(len(reference)),
         "same_presence": same / len(reference) if reference else 0.0,
@@ -256,8 +266,8 @@ def against_fp32(ours: _Collector, fp32: _Collector) -> dict[str, float]:
     for i in frames:
         a, b = ours.stream0_poses.get(i), fp32.stream0_poses[i]
         if a is not None and b is not None:
-            errors.append(float(np.linalg.norm(a - b, axis=1).mean()) / float(np.linalg.norm(b.max(0) - b.min(0))))
-            world.append(float(np.linalg.norm(ours.stream0_world[i] - fp32.stream0_world[i], axis=1).mean()))
+            errors.append(error_of_diagonal(a, b))
+            world.append(world_error_m(ours.stream0_world[i], fp32.stream0_world[i]))
     return {
         "same_presence": same / len(frames) if frames else 0.0,
         "median_error_of_diagonal": float(np.median(errors)) if errors else float("nan"),
@@ -296,9 +306,8 @@ def same_crops(source: Path, fp32: _Collector, precision: str, cfg: AppConfig) -
             a, b = (estimators[n].estimate([rgb], [0], roi[None]) for n in (precision, "fp32"))
             size = np.asarray(rgb.shape[1::-1], dtype=np.float64)
             pa, pb = (r.landmarks[0, :NUM_LANDMARKS, :2] * size for r in (a, b))
-            diagonal = float(np.linalg.norm(pb.max(0) - pb.min(0)))
-            errors.append(float(np.median(np.linalg.norm(pa - pb, axis=1))) / diagonal)
-            world.append(float(np.linalg.norm(a.world[0] - b.world[0], axis=1).mean()))
+            errors.append(error_of_diagonal(pa, pb))
+            world.append(world_error_m(a.world[0], b.world[0]))
     finally:
         capture.release()
         for estimator in estimators.values():

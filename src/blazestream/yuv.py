@@ -121,7 +121,7 @@ class Yuv420:
     @property
     def converts_whole(self) -> bool:
         """libswscale converts this frame whole faster than tables convert a crop's rectangle: crops then
-        skip working out the rectangle (`region`) and read `rgb()`."""
+        read `rgb()` (and skip working out their rectangle), else `region`."""
         height, width = self.shape[:2]
         return swscale.available() and swscale.supports(width, height)
 
@@ -134,7 +134,8 @@ class Yuv420:
             return self._rgb
 
     def region(self, x0: int, y0: int, x1: int, y1: int) -> U8:
-        """A frame-sized RGB image whose pixels are exact inside [x0, x1) x [y0, y1) (clipped to the frame).
+        """A frame-sized RGB image whose pixels are exact inside [x0, x1) x [y0, y1) (clipped to the frame),
+        converted in tables rectangle by rectangle (see `converts_whole` for when `rgb()` is the better call).
 
         Pixels outside the rectangle are undefined: only for readers that stay inside it (a warp).
         """
@@ -144,7 +145,7 @@ class Yuv420:
         with self._lock:
             if self._rgb is not None:
                 return self._rgb
-            if self.converts_whole or (x0 == 0 and y0 == 0 and x1 >= width and y1 >= height):
+            if x0 == 0 and y0 == 0 and x1 >= width and y1 >= height:
                 self._rgb = yuv420_to_rgb(self.y, self.u, self.v, full_range=self.full_range)
                 self._partial = None
                 return self._rgb

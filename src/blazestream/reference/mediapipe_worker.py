@@ -153,7 +153,9 @@ def run_video(args: argparse.Namespace) -> dict[str, Any]:
 
     trackers = [_pose(args, static=False) for _ in range(args.streams)]
     captures = [cv2.VideoCapture(args.video) for _ in trackers]
-    ok, warm = cv2.VideoCapture(args.video).read()
+    probe = cv2.VideoCapture(args.video)
+    ok, warm = probe.read()
+    probe.release()
     if not ok or not all(c.isOpened() for c in captures):
         raise SystemExit(f"{args.video}: OpenCV cannot read this video")
     _pose(args, static=True).process(cv2.cvtColor(warm, cv2.COLOR_BGR2RGB))  # XNNPACK kernels loaded first
