@@ -49,7 +49,7 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	@mkdir -p $(STAMPS)
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1" wheel
-	$(BIN)/python -m pip install -q -e ".[gst,mqtt,redis]" --group dev
+	$(BIN)/python -m pip install -q -e ".[gst,mqtt,redis,openvino]" --group dev
 	# Type stubs only (.pyi): their packages pull the multi-GB tensorrt wheel, or PyGObject >= 3.52 that
 	# Debian 12 cannot build, or declare Python 3.12; none of that is needed to type-check against them.
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python $(STUBS)

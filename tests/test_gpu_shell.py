@@ -116,6 +116,7 @@ def test_checks_command_reports_and_exits_zero_without_a_gpu(models_dir: Path, t
     assert report["backend"] in ("cpu", "tensorrt", "deepstream")
     assert rows["models"]["status"] == "ok"
     assert rows["ONNX Runtime"]["status"] == "ok"
+    assert "bf16" in rows["OpenVINO"]["detail"], "says what OpenVINO is for, or how to install it"
     for name in ("CUDA device", "TensorRT", "pyds", "nvinfer", "nvstreammux", "pose_detection (fp16)"):
         assert name in rows
     if report["backend"] == "cpu":

@@ -49,9 +49,12 @@ def test_which_precisions_run_fast_follows_the_cpu_flags() -> None:
     assert not precision_speed("int8", avx2)[0]
     assert "VNNI" in precision_speed("int8", avx2)[1]
     assert precision_speed("int8", vnni)[0]
-    slow, why = precision_speed("bf16", vnni)
+    slow, why = precision_speed("bf16", avx2)
     assert not slow
-    assert "bf16 arithmetic" in why, "says the CPU could, the runtime cannot"
+    assert "no speed-up" in why
+    fast, why = precision_speed("bf16", vnni)
+    assert fast, "OpenVINO (installed by make setup) has bf16 kernels for this CPU"
+    assert "OpenVINO" in why
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +83,8 @@ def test_reduced_model_is_built_once_within_budget_with_provenance(
 ) -> None:
     path = landmark_model(scratch_models, precision, candidates=candidates)  # type: ignore[arg-type]
     manifest = json.loads(path.with_suffix(".json").read_text())
+    if manifest["runtime"] == "openvino":
+        pytest.skip("this CPU built an OpenVINO bf16 model: tests/test_openvino.py checks that one")
     assert manifest["key"]["precision"] == precision
     assert manifest["key"]["model_sha256"]
     assert manifest["key"]["onnxruntime"]

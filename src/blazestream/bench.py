@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -63,6 +63,8 @@ class PrecisionResult:
     vs_mediapipe: dict[str, float] = field(default_factory=dict)
     vs_fp32: dict[str, float] = field(default_factory=dict)
     """Stream 0 against our own fp32 run: presence agreement, landmark error / pose diagonal, world cm."""
+    runtime: str = "onnxruntime"
+    """What ran the landmark model: onnxruntime, openvino (a bf16 build that measured it faster) or tensorrt."""
 
 
 @dataclass
@@ -344,7 +346,7 @@ def run_bench(
         report = BenchReport(streams=streams, source=str(source), cores=cores, blazestream=ours)
         fp32 = next((c for p, _, c in runs if p == "fp32"), None)
         for precision, side, run_collector in runs:
-            result = PrecisionResult(precision, side)
+            result = PrecisionResult(precision, side, runtime=landmark_runtime(cfg, precision, backend))
             if fp32 is not None and precision != "fp32":
                 result.vs_fp32 = against_fp32(run_collector, fp32)
                 if backend == "cpu":
@@ -366,6 +368,19 @@ def run_bench(
                 if stream0:
                     result.vs_mediapipe = agreement(run_collector.stream0_poses, stream0, width, height)
     return report
+
+
+def landmark_runtime(cfg: AppConfig, precision: str, backend: str) -> str:
+    """The runtime that ran the landmark model at `precision`: a reduced build records its own."""
+    if backend != "cpu":
+        return "tensorrt"
+    if precision == "fp32":
+        return "onnxruntime"
+    from blazestream.models.cache import default_models_dir
+    from blazestream.models.precision import Precision, read_manifest
+
+    manifest = read_manifest(cfg.engine.models_dir or default_models_dir(), cast("Precision", precision))
+    return str(manifest.get("runtime", "onnxruntime"))
 
 
 def bench_config(base: AppConfig, source: Path, streams: int) -> AppConfig:
@@ -407,7 +422,7 @@ def print_report(report: BenchReport, console: Any) -> None:
             split = p.side.cpu_ms_per_frame
             mp, fp = p.vs_mediapipe, p.vs_fp32
             table.add_row(
-                p.precision,
+                f"{p.precision} ({p.runtime})",
                 f"{p.side.fps:.1f}",
                 f"{p.ratio:.2f}" if p.ratio is not None else "-",
                 f"{sum(split.values()):.2f}",

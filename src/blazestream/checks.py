@@ -166,10 +166,23 @@ def _onnxruntime() -> Check:
 
 def _cpu_precisions() -> list[Check]:
     """Which `--precision` runs fast on this CPU (every one runs; a slow one warns when chosen)."""
+    from blazestream.engines.openvino import INSTALL_HINT, openvino_version
     from blazestream.models.precision import PRECISIONS, cpu_features, precision_speed
 
     features = cpu_features()
-    rows = [Check("cpu", "CPU features", "info", features.summary, ())]
+    version = openvino_version()
+    rows = [
+        Check("cpu", "CPU features", "info", features.summary, ()),
+        Check(
+            "cpu",
+            "OpenVINO",
+            "info",
+            f"{version}: the bf16 runtime where the CPU has bf16 arithmetic and the build measures it faster"
+            if version
+            else f"not installed; only bf16 on AVX512_BF16/AMX CPUs would use it: {INSTALL_HINT}",
+            (),
+        ),
+    ]
     for precision in PRECISIONS:
         fast, why = precision_speed(precision, features)
         rows.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from blazestream.engines.base import Engine
 from blazestream.engines.onnxruntime import OnnxRuntimeEngine, OrtSettings, available_cores
 from blazestream.errors import ConfigError
 from blazestream.estimator import CpuCropper, EstimatorSettings, PoseEstimator
@@ -21,7 +22,8 @@ def create_cpu_estimator(
 ) -> PoseEstimator:
     """ONNX Runtime estimator; the landmark model without its segmentation head unless asked for.
 
-    `precision` int8 or bf16 swaps in the reduced-precision landmark model (built on first use).
+    `precision` int8 or bf16 swaps in the reduced-precision landmark model (built on first use); a bf16
+    build that measured OpenVINO faster on this CPU comes as an OpenVINO IR and runs there.
     """
     from blazestream.models.cache import load_model_paths
     from blazestream.models.precision import PRECISIONS, landmark_model
@@ -32,9 +34,19 @@ def create_cpu_estimator(
         raise ConfigError(f"precision {precision} applies to the pruned landmark model: segmentation needs fp32")
     paths = load_model_paths(models_dir)
     detector = OnnxRuntimeEngine(paths.detector_onnx, ort)
+    landmarker: Engine
     if segmentation:
         landmarker = OnnxRuntimeEngine(paths.landmark_onnx, ort, outputs=(*LANDMARK_OUTPUTS, "segmentation"))
     else:
         model = landmark_model(paths.models_dir, precision)
-        landmarker = OnnxRuntimeEngine(model, ort, outputs=LANDMARK_OUTPUTS)
+        landmarker = landmark_engine(model, ort)
     return PoseEstimator(detector, landmarker, settings, CpuCropper(workers=available_cores()))
+
+
+def landmark_engine(model: Path, ort: OrtSettings | None = None) -> Engine:
+    """The engine for a built landmark model: OpenVINO (bf16) for an IR, ONNX Runtime for ONNX."""
+    if model.suffix == ".xml":
+        from blazestream.engines.openvino import OpenVinoEngine
+
+        return OpenVinoEngine(model, inference_precision="bf16", outputs=LANDMARK_OUTPUTS)
+    return OnnxRuntimeEngine(model, ort, outputs=LANDMARK_OUTPUTS)

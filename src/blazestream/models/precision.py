@@ -11,12 +11,17 @@ as many as keep the whole model inside the budget. The rest, and the heads, stay
 - int8: ONNX Runtime static QDQ (u8 activations, s8 per-channel weights) on pointwise convolutions,
   calibrated once on the other half of the crops. Without VNNI (AVX2) u8 x s8 products saturate, so
   weights keep 7 bits there (reduce_range) and int8 is hardly faster than fp32.
-- bf16: ONNX Runtime has no x86 bf16 kernels; the chosen layers get bf16-rounded weights in fp32
-  kernels (bf16's weight error, fp32's speed). A bf16 runtime would be needed for a speed-up.
+- bf16: ONNX Runtime has no x86 bf16 kernels. On a CPU with bf16 arithmetic (AVX512_BF16, AMX) the
+  build uses OpenVINO, whose CPU plugin has them: the chosen convolutions run in bf16, every other one
+  is marked to keep fp32, and both the errors and the speed-up are measured with OpenVINO itself on
+  this CPU. OpenVINO is kept only if it is inside the budget and faster than ONNX Runtime fp32.
+  Otherwise (and on every other CPU) the chosen layers get bf16-rounded weights in ONNX Runtime's fp32
+  kernels: bf16's weight error, fp32's speed.
 
-Each build is cached next to the models, keyed by the fp32 model's sha256, the precision, ONNX Runtime's
-version, the recipe version and the CPU class (VNNI or not); its JSON manifest records the calibration
-clips (sha256, frames, crops), the reduced layers, each layer's sensitivity and the held-out error.
+Each build is cached next to the models, keyed by the fp32 model's sha256, the precision, the runtimes'
+versions, the recipe version and the CPU class (VNNI, bf16 or neither); its JSON manifest records the
+calibration clips (sha256, frames, crops), the runtime, the reduced layers, each layer's sensitivity,
+the held-out error and, for bf16, what OpenVINO measured or why it was not used.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -52,7 +57,13 @@ WORLD_BUDGET_CM = 0.6
 """Mean world-landmark error against fp32 a reduced model may have on held-out crops. The issue's budget is
 2 cm in tracking, where ROI differences compound it: 1.0 cm held out measured 1.8-2.2 cm in tracking."""
 
+MIN_OPENVINO_SPEEDUP = 1.1
+"""OpenVINO bf16 must beat ONNX Runtime fp32 by this factor (one thread each, batch 1, measured
+interleaved at build time) to be used: below it the mixed model's reorders eat the bf16 gain."""
+
 Progress = Callable[[str], None]
+Runtime = Literal["auto", "onnxruntime", "openvino"]
+"""Which runtime a bf16 build may use: auto tries OpenVINO on CPUs with bf16 arithmetic."""
 
 
 @dataclass(frozen=True)
@@ -99,18 +110,29 @@ def precision_speed(precision: Precision, features: CpuFeatures | None = None) -
         if cpu.vnni:
             return True, "int8 dot products (VNNI/AMX): quantized layers run ~2x faster"
         return False, "no VNNI: int8 convolutions run on AVX2 with 7-bit weights, little faster than fp32"
+    from blazestream.engines.openvino import INSTALL_HINT, openvino_version
+
+    if cpu.bf16 and openvino_version() is not None:
+        return True, "bf16 arithmetic (AVX512_BF16/AMX): OpenVINO's bf16 kernels, where the build measures them faster"
     return False, (
         "ONNX Runtime has no x86 bf16 kernels: bf16 runs fp32 kernels on bf16-rounded weights (no speed-up)"
-        + ("; this CPU has bf16 arithmetic that a bf16 runtime could use" if cpu.bf16 else "")
+        + (f"; this CPU has bf16 arithmetic that OpenVINO could use: {INSTALL_HINT}" if cpu.bf16 else "")
     )
 
 
 def landmark_model(
-    models_dir: Path, precision: Precision, *, progress: Progress | None = None, candidates: int | None = None
+    models_dir: Path,
+    precision: Precision,
+    *,
+    progress: Progress | None = None,
+    candidates: int | None = None,
+    runtime: Runtime = "auto",
 ) -> Path:
     """The landmark model (pruned, no segmentation) for `precision`, built and cached on first use.
 
-    `candidates` limits the layers considered (the first N in graph order; tests use it to stay short).
+    An ONNX file for ONNX Runtime, or an OpenVINO IR (`.xml`) for a bf16 build that measured OpenVINO
+    faster. `candidates` limits the layers considered (the first N in graph order; tests use it to stay
+    short); `runtime` forces the bf16 build's runtime choice (tests).
     """
     from blazestream.models.cache import load_model_paths
 
@@ -120,24 +142,21 @@ def landmark_model(
     fast, why = precision_speed(precision)
     if not fast:
         log.warning("--precision %s on this CPU (%s): %s", precision, cpu_features().summary, why)
-    key = _cache_key(source, precision) | {"candidates": candidates}
-    target = models_dir / "precision" / f"{source.stem}.{precision}.{key['cpu_class']}.onnx"
-    manifest_path = target.with_suffix(".json")
-    if target.is_file() and manifest_path.is_file():
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, ValueError):
-            manifest = {}
-        if manifest.get("key") == key:
-            return target
+    key = _cache_key(source, precision, runtime) | {"candidates": candidates}
+    manifest_path = _manifest_path(source, precision, models_dir)
+    manifest = _read_json(manifest_path)
+    if manifest.get("key") == key and (cached := manifest_path.parent / str(manifest.get("model", ""))).is_file():
+        return cached
     say = progress or (lambda text: log.info("%s", text))
-    say(f"building the {precision} landmark model (once; cached in {target.parent})")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    model, details = _build(
-        source, precision, reduce_range=key["cpu_class"] == "novnni", say=say, candidates=candidates
+    say(f"building the {precision} landmark model (once; cached in {manifest_path.parent})")
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    files, details = _build(
+        source, precision, reduce_range=key["cpu_class"] == "novnni", say=say, candidates=candidates, runtime=runtime
     )
-    _atomic_write(target, model)
-    _atomic_write(manifest_path, json.dumps({"key": key, **details}, indent=1).encode())
+    for suffix, data in files.items():
+        _atomic_write(manifest_path.with_suffix(suffix), data)
+    target = manifest_path.with_suffix(next(iter(files)))
+    _atomic_write(manifest_path, json.dumps({"key": key, "model": target.name, **details}, indent=1).encode())
     return target
 
 
@@ -145,26 +164,42 @@ def read_manifest(models_dir: Path, precision: Precision) -> dict[str, Any]:
     """The build record of a cached reduced-precision model ({} when none)."""
     from blazestream.models.cache import load_model_paths
 
-    source = load_model_paths(models_dir).landmark_noseg_onnx
-    cpu_class = "vnni" if cpu_features().vnni else "novnni"
-    path = models_dir / "precision" / f"{source.stem}.{precision}.{cpu_class}.json"
+    return _read_json(_manifest_path(load_model_paths(models_dir).landmark_noseg_onnx, precision, models_dir))
+
+
+def _manifest_path(source: Path, precision: Precision, models_dir: Path) -> Path:
+    return models_dir / "precision" / f"{source.stem}.{precision}.{_cpu_class(precision)}.json"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return {}
 
 
-def _cache_key(source: Path, precision: Precision) -> dict[str, Any]:
+def _cpu_class(precision: Precision) -> str:
+    """What decides how a build comes out on this CPU: VNNI for int8, bf16 arithmetic for bf16."""
+    cpu = cpu_features()
+    if precision == "bf16":
+        return "bf16cpu" if cpu.bf16 else "nobf16cpu"
+    return "vnni" if cpu.vnni else "novnni"
+
+
+def _cache_key(source: Path, precision: Precision, runtime: Runtime) -> dict[str, Any]:
     import onnxruntime
 
+    from blazestream.engines.openvino import openvino_version
     from blazestream.models.cache import sha256_of
 
     return {
         "model_sha256": sha256_of(source),
         "precision": precision,
         "onnxruntime": onnxruntime.__version__,
+        "openvino": openvino_version() if precision == "bf16" else None,
+        "runtime": runtime,
         "recipe": RECIPE_VERSION,
-        "cpu_class": "vnni" if cpu_features().vnni else "novnni",
+        "cpu_class": _cpu_class(precision),
     }
 
 
@@ -326,12 +361,21 @@ def _int8_builder(
     return build
 
 
+Run = Callable[[bytes, npt.NDArray[np.float32]], list[Any]]
+"""Runs a built model on crops and returns OUTPUTS."""
+
+
+def _ort_run(model: bytes, crops: npt.NDArray[np.float32]) -> list[Any]:
+    return list(session(model).run(OUTPUTS, {"input": crops}))
+
+
 def _select(
     build: Callable[[list[str]], bytes],
     candidates: list[str],
     held_out: npt.NDArray[np.float32],
     reference: list[Any],
     say: Progress,
+    run: Run = _ort_run,
 ) -> tuple[bytes, list[str], dict[str, float], dict[str, dict[str, float]]]:
     """Measure each candidate alone, then take the least sensitive ones while the whole stays in budget.
 
@@ -342,7 +386,7 @@ def _select(
     for index, name in enumerate(candidates):
         if index % 10 == 0:
             say(f"measuring sensitivity: layer {index + 1} of {len(candidates)}")
-        sensitivity[name] = landmark_errors(reference, session(build([name])).run(OUTPUTS, {"input": held_out}))
+        sensitivity[name] = landmark_errors(reference, run(build([name]), held_out))
     order = sorted(
         candidates,
         key=lambda n: sensitivity[n]["landmark_px"] / LANDMARK_BUDGET_PX + sensitivity[n]["world_cm"] / WORLD_BUDGET_CM,
@@ -353,7 +397,7 @@ def _select(
 
     def trial(count: int) -> tuple[bytes, dict[str, float]] | None:
         model = build(order[:count])
-        errors = landmark_errors(reference, session(model).run(OUTPUTS, {"input": held_out}))
+        errors = landmark_errors(reference, run(model, held_out))
         say(f"{count} of {len(order)} layers: {errors['landmark_px']:.2f} px, {errors['world_cm']:.2f} cm world")
         ok = errors["landmark_px"] <= LANDMARK_BUDGET_PX and errors["world_cm"] <= WORLD_BUDGET_CM
         return (model, errors) if ok else None
@@ -374,9 +418,114 @@ def _select(
     raise BlazestreamError("no layer fits the error budget at this precision; use fp32")
 
 
+class _OpenVinoBf16:
+    """bf16 trials in OpenVINO on this CPU: the IR with every layer outside the trial kept fp32."""
+
+    def __init__(self, source: Path, tmp: Path) -> None:
+        import openvino as ov
+
+        ov.save_model(ov.Core().read_model(str(source)), str(tmp / "model.xml"), compress_to_fp16=False)
+        self.xml = (tmp / "model.xml").read_text()
+        self.weights = (tmp / "model.bin").read_bytes()
+
+    def build(self, nodes: list[str]) -> bytes:
+        from blazestream.engines.openvino import mark_keep_fp32
+
+        return mark_keep_fp32(self.xml, set(nodes)).encode()
+
+    def compile(self, xml: bytes) -> Any:
+        from blazestream.engines.openvino import compile_landmark_model
+
+        return compile_landmark_model((xml, self.weights), "bf16", streams=1)
+
+    def run(self, xml: bytes, crops: npt.NDArray[np.float32]) -> list[Any]:
+        from blazestream.engines.openvino import run_one_by_one
+
+        return run_one_by_one(self.compile(xml), crops, OUTPUTS)
+
+    def speedup(self, xml: bytes, source: Path, crops: npt.NDArray[np.float32], rounds: int = 7) -> dict[str, float]:
+        """ms per crop of this model in OpenVINO bf16 and of fp32 in ONNX Runtime, one thread each, batch 1,
+        measured in alternating rounds (a shared machine drifts); the speed-up is the median round's."""
+        import time
+
+        from blazestream.engines.openvino import run_one_by_one
+
+        compiled, fp32 = self.compile(xml), session(source, threads=1)
+        sample = crops[:8]
+        ours, theirs = [], []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            run_one_by_one(compiled, sample, OUTPUTS)
+            ours.append((time.perf_counter() - start) / len(sample))
+            start = time.perf_counter()
+            for crop in sample:
+                fp32.run(OUTPUTS, {"input": crop[None]})
+            theirs.append((time.perf_counter() - start) / len(sample))
+        ratios = sorted(t / o for o, t in zip(ours, theirs, strict=True))
+        return {
+            "openvino_bf16_ms": round(float(np.median(ours)) * 1000, 3),
+            "onnxruntime_fp32_ms": round(float(np.median(theirs)) * 1000, 3),
+            "speedup": round(ratios[len(ratios) // 2], 3),
+        }
+
+
+def _openvino_bf16(
+    source: Path,
+    names: list[str],
+    held_out: npt.NDArray[np.float32],
+    reference: list[Any],
+    say: Progress,
+    runtime: Runtime,
+    tmp: Path,
+) -> tuple[dict[str, bytes] | None, dict[str, Any]]:
+    """A mixed bf16 IR for OpenVINO, or None and why not (the build then uses ONNX Runtime)."""
+    from blazestream.engines.openvino import INSTALL_HINT, compiled_precision, openvino_version
+
+    version = openvino_version()
+    if runtime == "onnxruntime":
+        return None, {"used": False, "reason": "ONNX Runtime was asked for"}
+    if runtime == "auto" and not cpu_features().bf16:
+        return None, {"used": False, "reason": "this CPU has no bf16 arithmetic (AVX512_BF16 or AMX)"}
+    if version is None:
+        return None, {"used": False, "reason": f"OpenVINO is not installed: {INSTALL_HINT}"}
+    trials = _OpenVinoBf16(source, tmp)
+    if (compiled := compiled_precision(trials.compile(trials.build([])))) != "bf16":
+        return None, {"used": False, "version": version, "reason": f"OpenVINO compiles bf16 as {compiled} here"}
+    try:
+        xml, chosen, errors, sensitivity = _select(
+            trials.build, names, held_out, reference, lambda t: say(f"bf16 (OpenVINO): {t}"), trials.run
+        )
+    except BlazestreamError as exc:
+        return None, {"used": False, "version": version, "reason": str(exc)}
+    timing = trials.speedup(xml, source, held_out)
+    say(
+        f"bf16 (OpenVINO): {len(chosen)} of {len(names)} layers, {timing['openvino_bf16_ms']} ms per crop against "
+        f"ONNX Runtime fp32's {timing['onnxruntime_fp32_ms']} ms ({timing['speedup']}x)"
+    )
+    record = {"version": version, "layers": sorted(chosen), "held_out_error": errors, "timing": timing}
+    if timing["speedup"] < MIN_OPENVINO_SPEEDUP:
+        reason = f"{timing['speedup']}x ONNX Runtime fp32, under the {MIN_OPENVINO_SPEEDUP}x it must gain"
+        return None, {"used": False, "reason": reason, **record}
+    details = {
+        "runtime": "openvino",
+        "layers": {"candidates": len(names), "reduced": sorted(chosen)},
+        "held_out_error": errors,
+        "sensitivity": sensitivity,
+        "openvino": {"used": True, **record},
+    }
+    return {".xml": xml, ".bin": trials.weights}, details
+
+
 def _build(
-    source: Path, precision: Precision, *, reduce_range: bool, say: Progress, candidates: int | None = None
-) -> tuple[bytes, dict[str, Any]]:
+    source: Path,
+    precision: Precision,
+    *,
+    reduce_range: bool,
+    say: Progress,
+    candidates: int | None = None,
+    runtime: Runtime = "auto",
+) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The model's files by suffix (the model first) and what the manifest records."""
     import onnx
 
     say(f"{precision}: making calibration crops from the bundled clips")
@@ -388,22 +537,33 @@ def _build(
         held_out = held_out[person]
         reference = [np.asarray(r)[person] for r in reference]
     names = candidate_convolutions(onnx.load(str(source)), precision)[:candidates]
-    with tempfile.TemporaryDirectory(prefix=f"blazestream-{precision}-") as tmp:
-        builder = (
-            _bf16_builder(source) if precision == "bf16" else _int8_builder(source, calibrate, reduce_range, Path(tmp))
-        )
-        model, chosen, errors, sensitivity = _select(
-            builder, names, held_out, reference, lambda t: say(f"{precision}: {t}")
-        )
-    return model, {
+    common = {
         "calibration": {
             "clips": provenance,
             "crops_calibration": len(calibrate) if precision == "int8" else 0,
             "crops_held_out": len(held_out),
         },
         "reduce_range": reduce_range if precision == "int8" else None,
+        "budget": {"landmark_px": LANDMARK_BUDGET_PX, "world_cm": WORLD_BUDGET_CM},
+    }
+    with tempfile.TemporaryDirectory(prefix=f"blazestream-{precision}-") as tmp:
+        openvino: dict[str, Any] = {}
+        if precision == "bf16":
+            files, details = _openvino_bf16(source, names, held_out, reference, say, runtime, Path(tmp))
+            if files is not None:
+                return files, common | details
+            openvino = {"openvino": details}
+            say(f"bf16: ONNX Runtime with bf16-rounded weights ({details['reason']})")
+        builder = (
+            _bf16_builder(source) if precision == "bf16" else _int8_builder(source, calibrate, reduce_range, Path(tmp))
+        )
+        model, chosen, errors, sensitivity = _select(
+            builder, names, held_out, reference, lambda t: say(f"{precision}: {t}")
+        )
+    return {".onnx": model}, common | {
+        "runtime": "onnxruntime",
         "layers": {"candidates": len(names), "reduced": sorted(chosen)},
         "held_out_error": errors,
-        "budget": {"landmark_px": LANDMARK_BUDGET_PX, "world_cm": WORLD_BUDGET_CM},
         "sensitivity": sensitivity,
+        **openvino,
     }

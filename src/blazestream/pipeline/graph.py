@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from blazestream.config import AppConfig, DetectionConfig
 from blazestream.engines.onnxruntime import OnnxRuntimeEngine, OrtSettings, available_cores
+from blazestream.engines.openvino import OpenVinoEngine
 from blazestream.estimator import EstimatorSettings, PoseEstimator
 from blazestream.outputs.base import ResultSink
 from blazestream.outputs.metrics import Metrics
@@ -169,5 +170,6 @@ def build_cpu_runner(
         redetect_frames=cfg.pose.detection.redetect_frames,
         redetect_s=cfg.pose.detection.redetect_s,
     )
-    lanes = processing_lanes(cfg, cpu=isinstance(estimator.landmarker, OnnxRuntimeEngine), dynamic=dynamic)
+    on_cpu = isinstance(estimator.landmarker, OnnxRuntimeEngine | OpenVinoEngine)
+    lanes = processing_lanes(cfg, cpu=on_cpu, dynamic=dynamic)
     return Runner(cfg, sources, stage, sinks, metrics, dynamic=dynamic, lanes=lanes)
