@@ -123,6 +123,7 @@ def test_openvino_build_path_writes_a_marked_ir_that_the_pipeline_runs(
     reduced = manifest["layers"]["reduced"]
     assert reduced
     assert len(reduced) <= 4
+    assert 0 < manifest["layers"]["reduced_mac_share"] < 0.5
     kept = kept_fp32(ov.Core().read_model(str(path)))
     assert len(kept) == 86 - len(reduced)
     assert not {name.split("/")[0] for name in kept} & set(reduced)

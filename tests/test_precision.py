@@ -93,6 +93,7 @@ def test_reduced_model_is_built_once_within_budget_with_provenance(
     assert all(len(c["sha256"]) == 64 and c["crops"] > 0 for c in clips)
     reduced = manifest["layers"]["reduced"]
     assert 0 < len(reduced) <= candidates
+    assert 0 < manifest["layers"]["reduced_mac_share"] < 0.5, "a share of the multiply-adds: few layers here"
     assert manifest["held_out_error"]["landmark_px"] <= LANDMARK_BUDGET_PX
     assert manifest["held_out_error"]["world_cm"] <= WORLD_BUDGET_CM
     # Accuracy on crops the build never saw.
@@ -166,3 +167,22 @@ def test_same_crops_comparison_takes_the_tracking_loop_out(scratch_models: Path)
     bf16 = same_crops(clip, collector, "bf16", cfg)
     assert 0.0 < bf16["world_mean_cm_same_crops"] < 2.0
     assert 0.0 < bf16["median_error_of_diagonal_same_crops"] < 0.01
+
+
+def test_convolution_costs_add_up_to_the_model(models_dir: Path) -> None:
+    """The multiply-add shares the manifests record: every convolution counted once, depthwise ones by group."""
+    import onnx
+
+    from blazestream.models.precision import candidate_convolutions, conv_shapes, reduced_share
+
+    model = onnx.load(str(models_dir / "pose_landmark_full_noseg.onnx"))
+    shapes = conv_shapes(model)
+    first = shapes[0]
+    assert first.kernel[0] == first.output[1], "weights' output channels are the output's channels"
+    depthwise = [c for c in shapes if c.group > 1]
+    assert depthwise
+    assert all(c.kernel[1] == 1 for c in depthwise), "depthwise: one input channel per group"
+    assert depthwise[0].macs == int(np.prod(depthwise[0].output[1:])) * depthwise[0].kernel[2] * depthwise[0].kernel[3]
+    assert reduced_share(model, [c.name for c in shapes]) == pytest.approx(1.0)
+    pointwise = candidate_convolutions(model, "int8")
+    assert 0.5 < reduced_share(model, pointwise) < 1.0, "pointwise convolutions carry most of the work"

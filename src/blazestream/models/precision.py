@@ -280,9 +280,24 @@ def landmark_errors(reference: list[Any], outputs: list[Any]) -> dict[str, float
     }
 
 
-def candidate_convolutions(model: Any, precision: Precision) -> list[str]:
-    """Convolutions a precision may touch: int8 the pointwise ones (ONNX Runtime's fast int8 path),
-    bf16 every one; the 1x1-output heads stay fp32 in both."""
+@dataclass(frozen=True)
+class ConvShape:
+    """One convolution of the model at batch 1: what decides whether a precision may touch it, and its cost."""
+
+    name: str
+    kernel: tuple[int, ...]
+    """Weight dims: output channels, input channels per group, kernel height, kernel width."""
+    group: int
+    output: tuple[int, ...]
+    """N, C, H, W."""
+
+    @property
+    def macs(self) -> int:
+        return int(np.prod(self.output[1:])) * int(np.prod(self.kernel[1:]))
+
+
+def conv_shapes(model: Any) -> list[ConvShape]:
+    """Every convolution with a 4-D output, in graph order (shapes inferred at batch 1)."""
     import onnx
     from onnx import shape_inference
 
@@ -292,18 +307,29 @@ def candidate_convolutions(model: Any, precision: Precision) -> list[str]:
     fixed = shape_inference.infer_shapes(fixed)
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in fixed.graph.value_info}
     weights = {i.name: list(i.dims) for i in fixed.graph.initializer}
-    names = []
+    found = []
     for node in fixed.graph.node:
-        if node.op_type != "Conv":
-            continue
-        kernel = weights.get(node.input[1], [])
-        group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        shape = shapes.get(node.output[0])
-        if not shape or len(shape) != 4 or shape[2] <= 1:
-            continue
-        if precision == "bf16" or (group == 1 and kernel[2:] == [1, 1]):
-            names.append(node.name)
-    return names
+        shape = shapes.get(node.output[0]) if node.op_type == "Conv" else None
+        if shape and len(shape) == 4:
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            found.append(ConvShape(node.name, tuple(weights.get(node.input[1], [])), group, tuple(shape)))
+    return found
+
+
+def candidate_convolutions(model: Any, precision: Precision) -> list[str]:
+    """Convolutions a precision may touch: int8 the pointwise ones (ONNX Runtime's fast int8 path),
+    bf16 every one; the 1x1-output heads stay fp32 in both."""
+    return [
+        c.name
+        for c in conv_shapes(model)
+        if c.output[2] > 1 and (precision == "bf16" or (c.group == 1 and c.kernel[2:] == (1, 1)))
+    ]
+
+
+def reduced_share(model: Any, reduced: list[str]) -> float:
+    """The share of the model's convolution multiply-adds in the reduced layers: what a speed-up can reach."""
+    macs = {c.name: c.macs for c in conv_shapes(model)}
+    return sum(macs[name] for name in reduced) / max(1, sum(macs.values()))
 
 
 class _Reader:
@@ -483,6 +509,8 @@ def _openvino_bf16(
     tmp: Path,
 ) -> tuple[dict[str, bytes] | None, dict[str, Any]]:
     """A mixed bf16 IR for OpenVINO, or None and why not (the build then uses ONNX Runtime)."""
+    import onnx
+
     from blazestream.engines.openvino import INSTALL_HINT, compiled_precision, openvino_version
 
     version = openvino_version()
@@ -514,7 +542,11 @@ def _openvino_bf16(
         return None, {"used": False, "reason": reason, **record}
     details = {
         "runtime": "openvino",
-        "layers": {"candidates": len(names), "reduced": sorted(chosen)},
+        "layers": {
+            "candidates": len(names),
+            "reduced": sorted(chosen),
+            "reduced_mac_share": round(reduced_share(onnx.load(str(source)), chosen), 4),
+        },
         "held_out_error": errors,
         "sensitivity": sensitivity,
         "openvino": {"used": True, **record},
@@ -570,7 +602,11 @@ def _build(
         )
     return {".onnx": model}, common | {
         "runtime": "onnxruntime",
-        "layers": {"candidates": len(names), "reduced": sorted(chosen)},
+        "layers": {
+            "candidates": len(names),
+            "reduced": sorted(chosen),
+            "reduced_mac_share": round(reduced_share(onnx.load(str(source)), chosen), 4),
+        },
         "held_out_error": errors,
         "sensitivity": sensitivity,
         **openvino,
