@@ -169,6 +169,8 @@ class _Listener:
 
     def reconnect(self, camera_id: str) -> None: ...
 
+    def camera_failed(self, camera_id: str, reason: str) -> None: ...
+
 
 def _camera(uri: str, cfg: SourceConfig) -> Camera:
     spec = parse_source_uri(uri, "cam")

@@ -302,6 +302,31 @@ def test_tiler_grid_letterbox_poses_and_waiting_cells() -> None:
     np.testing.assert_array_equal(canvas[240:], blank[240:])  # c still waiting
 
 
+@pytest.mark.timeout(10)
+def test_a_failed_camera_cell_says_why() -> None:
+    """A camera that gave up shows "failed" and its reason (cut to the cell) where a waiting one says "waiting"."""
+    tiler = Tiler(["a", "b", "c"], 640, 480)
+    tiler.update(make_result("b", 0, size=(320, 240), poses=0, image=True))
+    reason = "no such file: /srv/cameras/" + "very-long-directory-name/" * 6 + "entrance.mp4"
+    failures = {"a": reason, "b": "the stream ended with an error"}
+    canvas = tiler.compose(lambda cam: 12.5, failures.get)
+
+    def reddish(cell: np.ndarray) -> int:
+        r, b = cell[..., 0].astype(int), cell[..., 2].astype(int)
+        return int(((r > 180) & (r - b > 80)).sum())
+
+    assert reddish(canvas[40:240, :320]) > 50, "a: failed, in the failure colour"
+    assert reddish(canvas[240:, :320]) == 0, "c: still waiting, grey"
+    assert reddish(canvas[40:240, 320:]) == 0, "b's own picture is kept under its label"
+    fitted = tiler._fit_text(reason)
+    assert fitted.endswith("...")
+    assert fitted.startswith("no such file: /srv/cameras/")
+    import cv2
+
+    assert cv2.getTextSize(fitted, cv2.FONT_HERSHEY_SIMPLEX, tiler._font_scale, tiler._thickness)[0][0] <= 320
+    assert tiler._fit_text("short") == "short"
+
+
 # ---------------------------------------------------------------- video file
 
 

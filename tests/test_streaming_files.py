@@ -86,15 +86,29 @@ def test_bad_sources_are_named_and_the_good_one_finishes(models_dir: Path, tmp_p
     not_video.write_text("not a video\n")
     missing = tmp_path / "missing.mp4"
     out = tmp_path / "poses.jsonl"
-    done = _run(
-        models_dir, "--source", str(missing), "--source", str(not_video), "--source", str(CLIP), "--jsonl", str(out)
-    )
+    video = tmp_path / "annotated.mp4"
+    sources = ("--source", str(missing), "--source", str(not_video), "--source", str(CLIP))
+    done = _run(models_dir, *sources, "--jsonl", str(out), "--video", str(video))
     assert done.returncode == 1, "a failed source makes the run's exit code 1"
     assert "missing.mp4" in done.stderr
     assert "no such file" in done.stderr
     assert "notes.mp4" in done.stderr
     good = [r for r in _records(out) if r["stream"] == "cam2"]
     assert [r["frame"] for r in good] == list(range(CLIP_FRAMES)), "nothing lost for the good source"
+    # The annotated video's last frame: the failed cameras' cells say so (in red), not "waiting".
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    last = None
+    while (frame := capture.read())[0]:
+        last = frame[1]
+    capture.release()
+    assert last is not None
+    height, width = last.shape[:2]
+    for name, (x0, y0) in {"cam0": (0, 0), "cam1": (width // 2, 0)}.items():
+        cell = last[y0 + 40 : y0 + height // 2, x0 : x0 + width // 2].astype(int)
+        b, r = cell[..., 0], cell[..., 2]  # BGR
+        assert ((r > 180) & (r - b > 80)).sum() > 50, f"{name}'s cell shows its failure"
 
 
 @pytest.mark.timeout(120)

@@ -61,6 +61,7 @@ class Metrics:
         )
         self._lock = threading.Lock()
         self._times: dict[str, deque[float]] = {}
+        self._failures: dict[str, str] = {}
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         for camera in cameras:
@@ -86,6 +87,7 @@ class Metrics:
     def remove_camera(self, camera: str) -> None:
         """A camera removed at run time: its series disappear from /metrics."""
         with self._lock:
+            self._failures.pop(camera, None)
             if self._times.pop(camera, None) is None:
                 return
         for metric in (self._in, self._processed, self._dropped, self._reconnects, self._up, self._poses):
@@ -108,6 +110,15 @@ class Metrics:
     def camera_up(self, camera: str, up: bool) -> None:
         self._ensure(camera)
         self._up.labels(camera).set(1 if up else 0)
+
+    def camera_failed(self, camera: str, reason: str) -> None:
+        with self._lock:
+            self._failures[camera] = reason
+
+    def failure(self, camera: str) -> str | None:
+        """Why the camera gave up (redacted), or None while it has not."""
+        with self._lock:
+            return self._failures.get(camera)
 
     def output_failed(self, output: str, message: str = "") -> None:
         """An output failed (SinkFanout's on_failure)."""

@@ -32,6 +32,9 @@ Frame = npt.NDArray[np.uint8]
 _BACKGROUND = 24
 """Dark grey (one value for R, G and B: a memset)."""
 _TEXT = (255, 255, 255)
+_GREY = (160, 160, 160)
+_FAILED = (255, 110, 90)
+"""A failed camera's cell text (RGB)."""
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 RTSP_CLIENT_THREADS = 8
 MIN_PTS_STEP_S = 0.001
@@ -130,8 +133,11 @@ class Tiler:
             cv2.resize(image, (fit_w, fit_h), dst=cell, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         draw_poses(cell, result.poses, mask=result.mask)
 
-    def compose(self, fps_of: Callable[[str], float] | None = None) -> Frame:
-        """The width x height RGB canvas: each camera's latest frame, its id and (if given) its rate.
+    def compose(
+        self, fps_of: Callable[[str], float] | None = None, failure_of: Callable[[str], str | None] | None = None
+    ) -> Frame:
+        """The width x height RGB canvas: each camera's latest frame, its id and (if given) its rate; a camera
+        that gave up (`failure_of` says why) shows why in its cell instead of "waiting".
 
         The array is reused (fresh 2.7 MB allocations cost more than the drawing): it is overwritten by the
         next `compose`, so copy it to keep it.
@@ -143,15 +149,34 @@ class Tiler:
                 continue
             x0, y0 = self._origin[cam]
             cell = self._cells.get(cam)
+            failure = failure_of(cam) if failure_of is not None else None
             if cell is None:
                 self._label(canvas, x0, y0, cam)
-                self._centred(canvas, x0, y0, "waiting")
+                if failure is None:
+                    self._centred(canvas, x0, y0, "waiting")
+                else:
+                    self._centred(canvas, x0, y0, "failed", colour=_FAILED)
+                    self._centred(canvas, x0, y0, self._fit_text(failure), line=1, colour=_FAILED)
                 continue
             h, w = cell.shape[:2]
             ox, oy = x0 + (self.cell_width - w) // 2, y0 + (self.cell_height - h) // 2
             canvas[oy : oy + h, ox : ox + w] = cell
-            self._label(canvas, x0, y0, f"{cam}  {fps_of(cam):.1f} fps" if fps_of is not None else cam)
+            if failure is not None:
+                label = f"{cam}  failed"
+            else:
+                label = f"{cam}  {fps_of(cam):.1f} fps" if fps_of is not None else cam
+            self._label(canvas, x0, y0, label)
         return canvas
+
+    def _fit_text(self, text: str) -> str:
+        """`text` cut (with "...") to fit a cell's width: Hershey fonts draw ASCII only."""
+        text = text.encode("ascii", "replace").decode()
+        limit = self.cell_width - 16
+        if cv2.getTextSize(text, _FONT, self._font_scale, self._thickness)[0][0] <= limit:
+            return text
+        while len(text) > 1 and cv2.getTextSize(text + "...", _FONT, self._font_scale, self._thickness)[0][0] > limit:
+            text = text[:-1]
+        return text + "..."
 
     def _label(self, canvas: Frame, x0: int, y0: int, text: str) -> None:
         (tw, th), base = cv2.getTextSize(text, _FONT, self._font_scale, self._thickness)
@@ -161,10 +186,13 @@ class Tiler:
             canvas, text, (x0 + pad, y0 + pad + th), _FONT, self._font_scale, _TEXT, self._thickness, cv2.LINE_AA
         )
 
-    def _centred(self, canvas: Frame, x0: int, y0: int, text: str) -> None:
+    def _centred(
+        self, canvas: Frame, x0: int, y0: int, text: str, *, line: int = 0, colour: tuple[int, int, int] = _GREY
+    ) -> None:
+        """`text` centred in the cell; `line` 1 is the line below the centre one."""
         (tw, th), _ = cv2.getTextSize(text, _FONT, self._font_scale, self._thickness)
-        org = (x0 + (self.cell_width - tw) // 2, y0 + (self.cell_height + th) // 2)
-        cv2.putText(canvas, text, org, _FONT, self._font_scale, (160, 160, 160), self._thickness, cv2.LINE_AA)
+        org = (x0 + (self.cell_width - tw) // 2, y0 + (self.cell_height + th) // 2 + line * 2 * th)
+        cv2.putText(canvas, text, org, _FONT, self._font_scale, colour, self._thickness, cv2.LINE_AA)
 
 
 def _to_buffer(canvas: Frame, width: int, height: int) -> Any:
@@ -457,12 +485,14 @@ class AnnotatedVideoSink:
         height: int = 720,
         bitrate_kbps: int = 4000,
         fps_of: Callable[[str], float] | None = None,
+        failure_of: Callable[[str], str | None] | None = None,
         max_fps: int = 30,
     ) -> None:
         if path is None and rtsp_port is None:
             raise ValueError("AnnotatedVideoSink needs a file path, an RTSP port, or both")
         self.tiler = Tiler(camera_ids, width, height)
         self._fps_of = fps_of
+        self._failure_of = failure_of
         self._min_step = 0.8 / max_fps
         self._timeline = _Timeline()
         self._last_pts: float | None = None
@@ -502,7 +532,7 @@ class AnnotatedVideoSink:
         if not due or (self.file is None and self.rtsp is not None and self.rtsp.clients == 0):
             return
         self._last_pts, self._last_wall = pts, wall
-        canvas = self.tiler.compose(self._fps_of)
+        canvas = self.tiler.compose(self._fps_of, self._failure_of)
         if self.file is not None:
             self.file.push(canvas, pts)
         if self.rtsp is not None:

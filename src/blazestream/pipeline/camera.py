@@ -65,6 +65,10 @@ class CameraListener(Protocol):
 
     def reconnect(self, camera_id: str) -> None: ...
 
+    def camera_failed(self, camera_id: str, reason: str) -> None:
+        """The camera gave up for good; `reason` is redacted (shown in the annotated video's cell)."""
+        ...
+
 
 BusWatch = Callable[[Any, Callable[[Any], None]], Callable[[], None]]
 """runner.watch_bus(bus, handler) -> unwatch: the runner's main loop dispatches the bus messages."""
@@ -269,3 +273,4 @@ class Camera:
         self.failure = redact_text(reason)
         self.state = CameraState.FAILED
         log.error("%s: %s; the other cameras go on", self.name, reason)
+        self.listener.camera_failed(self.spec.camera_id, self.failure)

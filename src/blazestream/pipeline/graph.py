@@ -135,6 +135,7 @@ def create_sinks(cfg: AppConfig, metrics: Metrics, camera_ids: list[str]) -> lis
                 height=out.video.height,
                 bitrate_kbps=out.video.bitrate_kbps,
                 fps_of=metrics.fps,
+                failure_of=metrics.failure,
             )
         )
         if out.rtsp.port is not None:

@@ -103,6 +103,10 @@ class _Gate:
         if self.open:
             self.listener.reconnect(camera_id)
 
+    def camera_failed(self, camera_id: str, reason: str) -> None:
+        if self.open:
+            self.listener.camera_failed(camera_id, reason)
+
 
 @dataclass
 class _Lane:
