@@ -55,6 +55,14 @@ def test_marks_keep_exactly_the_layers_outside_the_reduced_set(models_dir: Path,
     assert kept == {name for name in layers if name.split("/")[0] not in reduced}
     assert len(kept) == 84
     assert kept_fp32(network) == set(), "the unmarked IR has no marks"
+    # Every computing layer: the reduced convolutions' bias additions go with them, the rest stays fp32.
+    (tmp_path / "marked.xml").write_text(mark_keep_fp32(xml, reduced, "all"))
+    kept_all = kept_fp32(ov.Core().read_model(str(tmp_path / "marked.xml")))
+    plain = ("Parameter", "Result", "Constant")  # the IR's Const
+    computing = {op.get_friendly_name() for op in network.get_ops() if op.get_type_name() not in plain}
+    assert kept_all == {name for name in computing if name.split("/")[0] not in reduced}
+    assert kept_all > kept
+    assert {"conv_2d_3", "conv_2d_3/WithoutBiases"} <= computing - kept_all, "a convolution and its bias"
 
 
 def test_engine_matches_onnx_runtime_on_person_crops(models_dir: Path, person_crops: np.ndarray) -> None:
@@ -124,8 +132,13 @@ def test_openvino_build_path_writes_a_marked_ir_that_the_pipeline_runs(
     assert reduced
     assert len(reduced) <= 4
     assert 0 < manifest["layers"]["reduced_mac_share"] < 0.5
+    assert set(record["tried"]) == {"significant", "all"}, "both ways of keeping fp32 measured"
+    for tried in record["tried"].values():
+        assert tried["baseline_error"]["landmark_px"] < 0.01, "no layer reduced: fp32's results (f32 here)"
+        assert tried["speedup"] > 0
     kept = kept_fp32(ov.Core().read_model(str(path)))
-    assert len(kept) == 86 - len(reduced)
+    if record["kept_fp32"] == "significant":
+        assert len(kept) == 86 - len(reduced)
     assert not {name.split("/")[0] for name in kept} & set(reduced)
     engine = landmark_engine(path)
     assert isinstance(engine, OpenVinoEngine)

@@ -166,12 +166,18 @@ class OpenVinoEngine:
 
 
 KEEP_FP32_TYPES = ("Convolution", "GroupConvolution", "Interpolate")
-"""The layers OpenVINO's CPU plugin runs in bf16 when asked to (its "significant" nodes, as found in this
-model); everything between them follows their precision."""
+"""The layers OpenVINO's CPU plugin runs in bf16 for speed (its "significant" nodes, as found in this model)."""
+NEVER_MARKED = ("Parameter", "Result", "Const")
+
+KeepScope = Literal["significant", "all"]
+"""What stays fp32 outside the reduced layers: only the significant layers (the operations between them
+follow OpenVINO's own choice, bf16 unless they end the graph), or every layer (a reduced convolution's
+neighbours, residual additions included, stay fp32: more conversions, less error)."""
 
 
-def mark_keep_fp32(xml: str, reduced: set[str]) -> str:
-    """The IR with every layer of KEEP_FP32_TYPES outside `reduced` (ONNX node names) marked to stay fp32.
+def mark_keep_fp32(xml: str, reduced: set[str], scope: KeepScope = "significant") -> str:
+    """The IR with the layers outside `reduced` (ONNX node names: a convolution and its bias addition)
+    marked to stay fp32: those of KEEP_FP32_TYPES, or with scope "all" every computing layer.
 
     The mark is the `DisablePrecisionConversion` runtime attribute, which the CPU plugin honours when it
     lowers the graph to the inference precision (`keepOrigPrecision`). The IR reader builds it from XML;
@@ -181,7 +187,9 @@ def mark_keep_fp32(xml: str, reduced: set[str]) -> str:
 
     root = ET.fromstring(xml)
     for layer in root.iter("layer"):
-        if layer.get("type") not in KEEP_FP32_TYPES or layer.get("name", "").split("/")[0] in reduced:
+        kind, base = layer.get("type"), layer.get("name", "").split("/")[0]
+        marked = kind in KEEP_FP32_TYPES if scope == "significant" else kind not in NEVER_MARKED
+        if not marked or base in reduced:
             continue
         info = layer.find("rt_info")
         if info is None:
