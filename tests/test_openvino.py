@@ -150,3 +150,29 @@ def test_openvino_build_path_writes_a_marked_ir_that_the_pipeline_runs(
     stamp = path.stat().st_mtime_ns
     assert landmark_model(scratch_models, "bf16", candidates=4, runtime="openvino") == path
     assert path.stat().st_mtime_ns == stamp
+
+
+def test_on_a_bf16_cpu_the_build_tries_openvino_and_says_why_it_was_not_kept(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the acceptance machine does, down to OpenVINO's answer: only the CPU flags are this CPU's
+    claim to bf16 (OpenVINO, asked for bf16 here, compiles f32 and the build must keep ONNX Runtime)."""
+    import blazestream.models.precision as precision_module
+    from blazestream.models.precision import CpuFeatures
+
+    if cpu_features().bf16:
+        pytest.skip("this CPU has bf16: the real build runs in test_openvino_build_path...")
+    monkeypatch.setattr(precision_module, "cpu_features", lambda: CpuFeatures(frozenset({"avx512f", "avx512_bf16"})))
+    scratch = tmp_path / "models"
+    shutil.copytree(models_dir, scratch, ignore=shutil.ignore_patterns("precision"))
+    with caplog.at_level("WARNING"):
+        path = landmark_model(scratch, "bf16", candidates=4)
+    assert path.name.endswith(".bf16.bf16cpu.onnx"), "cached under the bf16 CPU class"
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    assert manifest["key"]["runtime"] == "auto"
+    assert manifest["openvino"] == {
+        "used": False,
+        "version": manifest["key"]["openvino"],
+        "reason": "OpenVINO compiles bf16 as f32 here",
+    }
+    assert "OpenVINO was not kept (OpenVINO compiles bf16 as f32 here)" in caplog.text

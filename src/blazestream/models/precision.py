@@ -150,18 +150,23 @@ def landmark_model(
     key = _cache_key(source, precision, runtime) | {"candidates": candidates}
     manifest_path = _manifest_path(source, precision, models_dir)
     manifest = _read_json(manifest_path)
-    if manifest.get("key") == key and (cached := manifest_path.parent / str(manifest.get("model", ""))).is_file():
-        return cached
-    say = progress or (lambda text: log.info("%s", text))
-    say(f"building the {precision} landmark model (once; cached in {manifest_path.parent})")
-    manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    files, details = _build(
-        source, precision, reduce_range=key["cpu_class"] == "novnni", say=say, candidates=candidates, runtime=runtime
-    )
-    for suffix, data in files.items():
-        _atomic_write(manifest_path.with_suffix(suffix), data)
-    target = manifest_path.with_suffix(next(iter(files)))
-    _atomic_write(manifest_path, json.dumps({"key": key, "model": target.name, **details}, indent=1).encode())
+    target = manifest_path.parent / str(manifest.get("model", ""))
+    if manifest.get("key") != key or not target.is_file():
+        say = progress or (lambda text: log.info("%s", text))
+        say(f"building the {precision} landmark model (once; cached in {manifest_path.parent})")
+        manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        reduce_range = key["cpu_class"] == "novnni"
+        files, details = _build(
+            source, precision, reduce_range=reduce_range, say=say, candidates=candidates, runtime=runtime
+        )
+        for suffix, data in files.items():
+            _atomic_write(manifest_path.with_suffix(suffix), data)
+        target = manifest_path.with_suffix(next(iter(files)))
+        manifest = {"key": key, "model": target.name, **details}
+        _atomic_write(manifest_path, json.dumps(manifest, indent=1).encode())
+    if fast and precision == "bf16" and manifest.get("runtime") != "openvino":
+        reason = manifest.get("openvino", {}).get("reason", "not tried")
+        log.warning("--precision bf16 runs on ONNX Runtime (no speed-up): OpenVINO was not kept (%s)", reason)
     return target
 
 
