@@ -22,6 +22,7 @@ from blazestream.models.precision import (
     OUTPUTS,
     WORLD_BUDGET_CM,
     CpuFeatures,
+    cpu_features,
     landmark_errors,
     landmark_model,
     precision_speed,
@@ -186,3 +187,21 @@ def test_convolution_costs_add_up_to_the_model(models_dir: Path) -> None:
     assert reduced_share(model, [c.name for c in shapes]) == pytest.approx(1.0)
     pointwise = candidate_convolutions(model, "int8")
     assert 0.5 < reduced_share(model, pointwise) < 1.0, "pointwise convolutions carry most of the work"
+
+
+def test_models_command_builds_a_precision_ahead_and_says_what_it_chose(scratch_models: Path) -> None:
+    """`blazestream models --precision bf16`: the build (here the small one, cached) and its summary."""
+    from typer.testing import CliRunner
+
+    from blazestream.cli import app
+
+    _small_bf16_as_full_build(scratch_models)
+    result = CliRunner().invoke(app, ["models", "--models-dir", str(scratch_models), "--precision", "bf16"])
+    assert result.exit_code == 0, result.output
+    assert "bf16: onnxruntime, " in result.output
+    assert "of the multiply-adds" in result.output
+    assert "px /" in result.output
+    assert result.stdout.strip().splitlines()[-1].endswith(".bf16.nobf16cpu.onnx") or cpu_features().bf16
+    bad = CliRunner().invoke(app, ["models", "--models-dir", str(scratch_models), "--precision", "fp8"])
+    assert bad.exit_code == 2
+    assert "fp8" in bad.output

@@ -140,9 +140,23 @@ def models(
         typer.Option(help="A local mediapipe-0.10.21 wheel to read the .tflite files from (offline)."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Convert again even if the cache is up to date.")] = False,
+    precision: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also build the CPU landmark model at this precision now, int8 or bf16 (repeat); "
+            "otherwise it is built on first use.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Fetch MediaPipe's pose models (from the mediapipe 0.10.21 wheel), check them and convert to ONNX."""
     from blazestream.models.cache import ensure_models
+    from blazestream.models.precision import PRECISIONS
+
+    reduced = [p for p in dict.fromkeys(precision or []) if p != "fp32"]
+    unknown = [p for p in reduced if p not in PRECISIONS]
+    if unknown:
+        raise ConfigError(f"--precision {unknown[0]}: use {', '.join(PRECISIONS)}")
 
     target = _models_dir(models_dir)
     with Progress(
@@ -159,6 +173,30 @@ def models(
     err.print(f"models ready in [bold]{target}[/]")
     for path in paths.all():
         print(path)
+    for name in reduced:
+        print(_build_precision(target, name))
+
+
+def _build_precision(models_dir: Path, precision: str) -> Path:
+    """Build (or find cached) one reduced-precision landmark model and say what it is."""
+    from blazestream.models.precision import PRECISIONS, landmark_model, read_manifest
+
+    chosen = next(p for p in PRECISIONS if p == precision)
+    with err.status(f"{precision}: building the landmark model (once)") as status:
+        path = landmark_model(models_dir, chosen, progress=status.update)
+    record = read_manifest(models_dir, chosen)
+    layers, errors = record.get("layers", {}), record.get("held_out_error", {})
+    reduced = len(layers.get("reduced", []))
+    summary = (
+        f"{precision}: {record.get('runtime', '?')}, {reduced} of {layers.get('candidates', '?')} layers "
+        f"({layers.get('reduced_mac_share', 0):.0%} of the multiply-adds), "
+        f"{errors.get('landmark_px', 0):.2f} px / {errors.get('world_cm', 0):.2f} cm against fp32"
+    )
+    openvino = record.get("openvino")
+    if openvino:
+        summary += "; OpenVINO kept" if openvino.get("used") else f"; OpenVINO not kept: {openvino.get('reason')}"
+    err.print(summary)
+    return path
 
 
 CpuPrecision = Annotated[
