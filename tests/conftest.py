@@ -39,6 +39,15 @@ def models_dir(model_paths: ModelPaths) -> Path:
     return model_paths.models_dir
 
 
+def scratch_model_cache(models_dir: Path, target: Path) -> Path:
+    """A copy of the model cache without its reduced-precision builds: small test builds land there, never
+    in the shared cache."""
+    import shutil
+
+    shutil.copytree(models_dir, target, ignore=shutil.ignore_patterns("precision"))
+    return target
+
+
 # --- network fixtures (outputs, RTSP test server): loopback only ---
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")

@@ -18,16 +18,14 @@ import numpy as np
 import pytest
 
 from blazestream.models.precision import OUTPUTS, cpu_features, landmark_errors, landmark_model, session
-from conftest import DATA_DIR
+from conftest import DATA_DIR, scratch_model_cache
 
 ov = pytest.importorskip("openvino", reason="make setup installs openvino (the bf16 runtime)")
 
 
 @pytest.fixture(scope="module")
 def scratch_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("ov") / "models"
-    shutil.copytree(models_dir, target, ignore=shutil.ignore_patterns("precision"))
-    return target
+    return scratch_model_cache(models_dir, tmp_path_factory.mktemp("ov") / "models")
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +114,7 @@ def test_openvino_build_path_writes_a_marked_ir_that_the_pipeline_runs(
 
     monkeypatch.setattr(engine_module, "compiled_precision", lambda compiled: "bf16")
     monkeypatch.setattr(precision_module, "MIN_OPENVINO_SPEEDUP", 0.0)
-    scratch_models = tmp_path / "models"
-    shutil.copytree(models_dir, scratch_models, ignore=shutil.ignore_patterns("precision"))
+    scratch_models = scratch_model_cache(models_dir, tmp_path / "models")
     path = landmark_model(scratch_models, "bf16", candidates=4, runtime="openvino")
     assert path.suffix == ".xml"
     assert path.with_suffix(".bin").is_file()
@@ -163,8 +160,7 @@ def test_on_a_bf16_cpu_the_build_tries_openvino_and_says_why_it_was_not_kept(
     if cpu_features().bf16:
         pytest.skip("this CPU has bf16: the real build runs in test_openvino_build_path...")
     monkeypatch.setattr(precision_module, "cpu_features", lambda: CpuFeatures(frozenset({"avx512f", "avx512_bf16"})))
-    scratch = tmp_path / "models"
-    shutil.copytree(models_dir, scratch, ignore=shutil.ignore_patterns("precision"))
+    scratch = scratch_model_cache(models_dir, tmp_path / "models")
     with caplog.at_level("WARNING"):
         path = landmark_model(scratch, "bf16", candidates=4)
     assert path.name.endswith(".bf16.bf16cpu.onnx"), "cached under the bf16 CPU class"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ from blazestream.models.precision import (
     round_to_bf16,
     session,
 )
-from conftest import DATA_DIR
+from conftest import DATA_DIR, scratch_model_cache
 
 
 def test_bf16_rounding_is_round_to_nearest_even() -> None:
@@ -61,9 +60,7 @@ def test_which_precisions_run_fast_follows_the_cpu_flags() -> None:
 @pytest.fixture(scope="module")
 def scratch_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the model cache, so builds with few candidates never land in the shared cache."""
-    target = tmp_path_factory.mktemp("models") / "models"
-    shutil.copytree(models_dir, target, ignore=shutil.ignore_patterns("precision"))
-    return target
+    return scratch_model_cache(models_dir, tmp_path_factory.mktemp("models") / "models")
 
 
 @pytest.fixture(scope="module")

@@ -151,12 +151,8 @@ def models(
 ) -> None:
     """Fetch MediaPipe's pose models (from the mediapipe 0.10.21 wheel), check them and convert to ONNX."""
     from blazestream.models.cache import ensure_models
-    from blazestream.models.precision import PRECISIONS
 
-    reduced = [p for p in dict.fromkeys(precision or []) if p != "fp32"]
-    unknown = [p for p in reduced if p not in PRECISIONS]
-    if unknown:
-        raise ConfigError(f"--precision {unknown[0]}: use {', '.join(PRECISIONS)}")
+    reduced = [p for p in _cpu_precisions(precision or []) if p != "fp32"]
 
     target = _models_dir(models_dir)
     with Progress(
@@ -175,6 +171,16 @@ def models(
         print(path)
     for name in reduced:
         print(_build_precision(target, name))
+
+
+def _cpu_precisions(values: list[str]) -> tuple[str, ...]:
+    """`--precision` values, each once, in order; an unknown one is a usage error naming the choices."""
+    from blazestream.models.precision import PRECISIONS
+
+    unknown = [p for p in values if p not in PRECISIONS]
+    if unknown:
+        raise ConfigError(f"--precision {unknown[0]}: use {', '.join(PRECISIONS)}")
+    return tuple(dict.fromkeys(values))
 
 
 def _build_precision(models_dir: Path, precision: str) -> Path:
@@ -530,12 +536,7 @@ def bench(
     chosen = resolve_backend(backend)
     if chosen == "deepstream":
         chosen = "tensorrt"
-    from blazestream.models.precision import PRECISIONS
-
-    chosen_precisions = tuple(dict.fromkeys(precision or ["fp32"]))
-    unknown = [p for p in chosen_precisions if p not in PRECISIONS]
-    if unknown:
-        raise ConfigError(f"--precision {unknown[0]}: use {', '.join(PRECISIONS)}")
+    chosen_precisions = _cpu_precisions(precision or ["fp32"])
     report = run_bench(
         cfg, source=path, streams=streams, backend=chosen, mediapipe=mediapipe, precisions=chosen_precisions
     )

@@ -508,6 +508,17 @@ class _OpenVinoBf16:
         }
 
 
+def _layers_record(source: Path, candidates: list[str], reduced: list[str]) -> dict[str, Any]:
+    """What the manifest says about the layers: how many could be reduced, which were, their share of the work."""
+    import onnx
+
+    return {
+        "candidates": len(candidates),
+        "reduced": sorted(reduced),
+        "reduced_mac_share": round(reduced_share(onnx.load(str(source)), reduced), 4),
+    }
+
+
 def _openvino_bf16(
     source: Path,
     names: list[str],
@@ -518,7 +529,6 @@ def _openvino_bf16(
     tmp: Path,
 ) -> tuple[dict[str, bytes] | None, dict[str, Any]]:
     """A mixed bf16 IR for OpenVINO, or None and why not (the build then uses ONNX Runtime)."""
-    import onnx
 
     from blazestream.engines.openvino import INSTALL_HINT, KeepScope, compiled_precision, openvino_version
 
@@ -579,11 +589,7 @@ def _openvino_bf16(
         return None, {"used": False, "reason": reason, **record}
     details = {
         "runtime": "openvino",
-        "layers": {
-            "candidates": len(names),
-            "reduced": sorted(chosen),
-            "reduced_mac_share": round(reduced_share(onnx.load(str(source)), chosen), 4),
-        },
+        "layers": _layers_record(source, names, chosen),
         "held_out_error": errors,
         "sensitivity": sensitivity,
         "openvino": {"used": True, **record},
@@ -639,11 +645,7 @@ def _build(
         )
     return {".onnx": model}, common | {
         "runtime": "onnxruntime",
-        "layers": {
-            "candidates": len(names),
-            "reduced": sorted(chosen),
-            "reduced_mac_share": round(reduced_share(onnx.load(str(source)), chosen), 4),
-        },
+        "layers": _layers_record(source, names, chosen),
         "held_out_error": errors,
         "sensitivity": sensitivity,
         **openvino,
