@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blazestream.models.precision import OUTPUTS, cpu_features, landmark_errors, landmark_model, session
+from blazestream.models.precision import (
+    LANDMARK_BUDGET_PX,
+    OUTPUTS,
+    cpu_features,
+    landmark_errors,
+    landmark_model,
+    session,
+)
 from conftest import DATA_DIR, scratch_model_cache
 
 ov = pytest.importorskip("openvino", reason="make setup installs openvino (the bf16 runtime)")
@@ -71,9 +78,12 @@ def test_engine_matches_onnx_runtime_on_person_crops(models_dir: Path, person_cr
     from blazestream.factory import LANDMARK_OUTPUTS
 
     source = models_dir / "pose_landmark_full_noseg.onnx"
-    engine = OpenVinoEngine(source, inference_precision="bf16", outputs=LANDMARK_OUTPUTS)
+    bf16 = OpenVinoEngine(source, inference_precision="bf16", outputs=LANDMARK_OUTPUTS)
+    assert bf16.precision == ("bf16" if cpu_features().bf16 else "f32"), "asked bf16, OpenVINO says what it did"
+    bf16.close()
+    engine = OpenVinoEngine(source, inference_precision="f32", outputs=LANDMARK_OUTPUTS)
     assert isinstance(engine, Engine)
-    assert engine.precision == ("bf16" if cpu_features().bf16 else "f32")
+    assert engine.precision == "f32"
     assert engine.input_shape == (3, 256, 256)
     reference = session(source).run(OUTPUTS, {"input": person_crops})
     results: list[dict[str, np.ndarray]] = []
@@ -86,9 +96,8 @@ def test_engine_matches_onnx_runtime_on_person_crops(models_dir: Path, person_cr
     for result in results:
         assert [result[name].shape for name in OUTPUTS] == [np.asarray(r).shape for r in reference]
         errors = landmark_errors(reference, [result[name] for name in OUTPUTS])
-        limit = (0.5, 0.6) if engine.precision == "bf16" else (0.01, 0.01)
-        assert errors["landmark_px"] < limit[0]
-        assert errors["world_cm"] < limit[1]
+        assert errors["landmark_px"] < 0.01
+        assert errors["world_cm"] < 0.01
     assert engine.infer(person_crops[:0])["landmarks"].shape == (0, 195)
     engine.close()
 
@@ -106,7 +115,8 @@ def test_bf16_build_notices_openvino_cannot_run_bf16_here(scratch_models: Path) 
 def test_openvino_build_path_writes_a_marked_ir_that_the_pipeline_runs(
     models_dir: Path, person_crops: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The path a bf16 CPU takes, here at f32: OpenVINO's fallback is accepted and any speed-up will do."""
+    """The path a bf16 CPU takes, here at f32: OpenVINO's fallback is accepted and any speed-up will do.
+    (On a CPU with bf16 the trials are real bf16: the errors are then the budget's, not fp32's.)"""
     import blazestream.engines.openvino as engine_module
     import blazestream.models.precision as precision_module
     from blazestream.engines.openvino import OpenVinoEngine, kept_fp32
@@ -130,9 +140,13 @@ def test_openvino_build_path_writes_a_marked_ir_that_the_pipeline_runs(
     assert len(reduced) <= 4
     assert 0 < manifest["layers"]["reduced_mac_share"] < 0.5
     assert set(record["tried"]) == {"significant", "all"}, "both ways of keeping fp32 measured"
+    exact = not cpu_features().bf16  # OpenVINO runs f32 here: every trial gives fp32's results
     for tried in record["tried"].values():
-        assert tried["baseline_error"]["landmark_px"] < 0.01, "no layer reduced: fp32's results (f32 here)"
-        assert tried["speedup"] > 0
+        if exact:
+            assert tried["baseline_error"]["landmark_px"] < 0.01, "no layer reduced: fp32's results"
+            assert tried["speedup"] > 0
+        else:
+            assert "speedup" in tried or "reason" in tried
     kept = kept_fp32(ov.Core().read_model(str(path)))
     if record["kept_fp32"] == "significant":
         assert len(kept) == 86 - len(reduced)
@@ -141,7 +155,8 @@ def test_openvino_build_path_writes_a_marked_ir_that_the_pipeline_runs(
     assert isinstance(engine, OpenVinoEngine)
     reference = session(scratch_models / "pose_landmark_full_noseg.onnx").run(OUTPUTS, {"input": person_crops})
     result = engine.infer(person_crops)
-    assert landmark_errors(reference, [result[name] for name in OUTPUTS])["landmark_px"] < 0.01
+    limit = 0.01 if exact else 2 * LANDMARK_BUDGET_PX
+    assert landmark_errors(reference, [result[name] for name in OUTPUTS])["landmark_px"] < limit
     engine.close()
     # Cached: the same request builds nothing.
     stamp = path.stat().st_mtime_ns
