@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from blazestream import __version__
 from blazestream.errors import BlazestreamError, ConfigError, exit_code_for
 from blazestream.precisions import TENSORRT_PRECISIONS
+from blazestream.precisions import CpuPrecision as CpuPrecisionName
 from blazestream.uris import RedactingFilter, redact_text
 
 if TYPE_CHECKING:
@@ -173,24 +174,23 @@ def models(
         print(_build_precision(target, name))
 
 
-def _cpu_precisions(values: list[str]) -> tuple[str, ...]:
+def _cpu_precisions(values: list[str]) -> tuple[CpuPrecisionName, ...]:
     """`--precision` values, each once, in order; an unknown one is a usage error naming the choices."""
     from blazestream.models.precision import PRECISIONS
 
     unknown = [p for p in values if p not in PRECISIONS]
     if unknown:
         raise ConfigError(f"--precision {unknown[0]}: use {', '.join(PRECISIONS)}")
-    return tuple(dict.fromkeys(values))
+    return tuple(p for v in dict.fromkeys(values) for p in PRECISIONS if p == v)  # typed, in the given order
 
 
-def _build_precision(models_dir: Path, precision: str) -> Path:
+def _build_precision(models_dir: Path, precision: CpuPrecisionName) -> Path:
     """Build (or find cached) one reduced-precision landmark model and say what it is."""
-    from blazestream.models.precision import PRECISIONS, landmark_model, read_manifest
+    from blazestream.models.precision import landmark_model, read_manifest
 
-    chosen = next(p for p in PRECISIONS if p == precision)
     with err.status(f"{precision}: building the landmark model (once)") as status:
-        path = landmark_model(models_dir, chosen, progress=status.update)
-    record = read_manifest(models_dir, chosen)
+        path = landmark_model(models_dir, precision, progress=status.update)
+    record = read_manifest(models_dir, precision)
     layers, errors = record.get("layers", {}), record.get("held_out_error", {})
     reduced = len(layers.get("reduced", []))
     summary = (

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from blazestream.errors import BlazestreamError
 
 Array = Any
 
@@ -45,3 +48,18 @@ def infer_in_chunks(engine: Engine, batch: Array, concat: Any) -> dict[str, Arra
         return dict(engine.infer(batch))
     parts = [engine.infer(batch[i : i + limit]) for i in range(0, batch.shape[0], limit)]
     return {name: concat([p[name] for p in parts], axis=0) for name in parts[0]}
+
+
+def require_model_file(path: Path) -> None:
+    """A model file that is missing says how to get it."""
+    if not path.is_file():
+        raise BlazestreamError(f"model file {path} does not exist: run `blazestream models` to create it")
+
+
+def chosen_outputs(model: object, available: Sequence[str], wanted: Sequence[str] | None) -> tuple[str, ...]:
+    """The outputs a caller asked for (all when None), each checked against what the model has."""
+    names = list(wanted) if wanted is not None else list(available)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise BlazestreamError(f"{model}: no output named {missing}; the model has {list(available)}")
+    return tuple(names)

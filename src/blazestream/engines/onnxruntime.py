@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from blazestream.cpu_split import measure
+from blazestream.engines.base import chosen_outputs, require_model_file
 from blazestream.errors import BlazestreamError
 
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
@@ -46,8 +47,7 @@ class OnnxRuntimeEngine:
 
     def __init__(self, path: Path, settings: OrtSettings | None = None, *, outputs: Sequence[str] | None = None):
         self._settings = settings or OrtSettings()
-        if not path.is_file():
-            raise BlazestreamError(f"model file {path} does not exist: run `blazestream models` to create it")
+        require_model_file(path)
         cores = available_cores()
         self._runs = self._settings.parallel_runs or cores
         threads = self._settings.intra_op_threads or cores
@@ -60,12 +60,7 @@ class OnnxRuntimeEngine:
         self._input = inputs[0].name
         shape = inputs[0].shape
         self._input_shape = (int(shape[1]), int(shape[2]), int(shape[3]))
-        available = [o.name for o in self._session.get_outputs()]
-        wanted = list(outputs) if outputs is not None else available
-        missing = [n for n in wanted if n not in available]
-        if missing:
-            raise BlazestreamError(f"{path}: no output named {missing}; the model has {available}")
-        self._outputs = tuple(wanted)
+        self._outputs = chosen_outputs(path, [o.name for o in self._session.get_outputs()], outputs)
         self._name = path.stem
 
     def _new_session(self, path: Path, threads: int) -> Any:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from blazestream.engines.base import chosen_outputs, require_model_file
 from blazestream.engines.onnxruntime import available_cores
 from blazestream.errors import BlazestreamError
 
@@ -45,8 +46,7 @@ def compile_landmark_model(
         raise BlazestreamError(f"OpenVINO is not installed: {INSTALL_HINT}") from exc
     core = ov.Core()
     if isinstance(model, Path):
-        if not model.is_file():
-            raise BlazestreamError(f"model file {model} does not exist: run `blazestream models` to create it")
+        require_model_file(model)
         network = core.read_model(str(model))
     else:
         xml, weights = model
@@ -105,12 +105,8 @@ class OpenVinoEngine:
         self._compiled = compile_landmark_model(model, inference_precision, streams)
         self.precision = compiled_precision(self._compiled)
         available = [o.get_any_name() for o in self._compiled.outputs]
-        wanted = list(outputs) if outputs is not None else available
-        missing = [n for n in wanted if n not in available]
-        if missing:
-            raise BlazestreamError(f"{model}: no output named {missing}; the model has {available}")
-        self._outputs = tuple(wanted)
-        self._ports = [available.index(n) for n in wanted]
+        self._outputs = chosen_outputs(model, available, outputs)
+        self._ports = [available.index(n) for n in self._outputs]
         shape = self._compiled.inputs[0].get_shape()
         self._input_shape = (int(shape[1]), int(shape[2]), int(shape[3]))
         self._name = model.stem

@@ -35,7 +35,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -519,6 +519,17 @@ def _layers_record(source: Path, candidates: list[str], reduced: list[str]) -> d
     }
 
 
+class _Choice(NamedTuple):
+    """One way of keeping fp32 that fits the budget, and what it measured."""
+
+    kept: str
+    xml: bytes
+    chosen: list[str]
+    errors: dict[str, float]
+    sensitivity: dict[str, dict[str, float]]
+    timing: dict[str, float]
+
+
 def _openvino_bf16(
     source: Path,
     names: list[str],
@@ -540,7 +551,7 @@ def _openvino_bf16(
     if version is None:
         return None, {"used": False, "reason": f"OpenVINO is not installed: {INSTALL_HINT}"}
     tried: dict[str, Any] = {}
-    best: tuple[str, bytes, list[str], dict[str, float], dict[str, dict[str, float]], dict[str, float]] | None = None
+    best: _Choice | None = None
     try:
         trials = _OpenVinoBf16(source, tmp)
         if (compiled := compiled_precision(trials.compile(trials.build([])))) != "bf16":
@@ -565,8 +576,8 @@ def _openvino_bf16(
             timing = trials.speedup(xml, source, held_out)
             tried[scope] = {"baseline_error": baseline, "layers": len(chosen), "held_out_error": errors, **timing}
             step(f"{len(chosen)} layers, {timing['speedup']}x ONNX Runtime fp32")
-            if best is None or timing["speedup"] > best[5]["speedup"]:
-                best = (scope, xml, chosen, errors, sensitivity, timing)
+            if best is None or timing["speedup"] > best.timing["speedup"]:
+                best = _Choice(scope, xml, chosen, errors, sensitivity, timing)
     except RuntimeError as exc:  # OpenVINO's own errors (reading, compiling, running the IR)
         return None, {"used": False, "version": version, "reason": f"OpenVINO failed: {exc}", "tried": tried}
     if best is None:

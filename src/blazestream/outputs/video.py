@@ -8,6 +8,7 @@ whatever the number of cameras.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -170,13 +171,7 @@ class Tiler:
 
     def _fit_text(self, text: str) -> str:
         """`text` cut (with "...") to fit a cell's width: Hershey fonts draw ASCII only."""
-        text = text.encode("ascii", "replace").decode()
-        limit = self.cell_width - 16
-        if cv2.getTextSize(text, _FONT, self._font_scale, self._thickness)[0][0] <= limit:
-            return text
-        while len(text) > 1 and cv2.getTextSize(text + "...", _FONT, self._font_scale, self._thickness)[0][0] > limit:
-            text = text[:-1]
-        return text + "..."
+        return _fit_text(text, self.cell_width - 16, self._font_scale, self._thickness)
 
     def _label(self, canvas: Frame, x0: int, y0: int, text: str) -> None:
         (tw, th), base = cv2.getTextSize(text, _FONT, self._font_scale, self._thickness)
@@ -193,6 +188,17 @@ class Tiler:
         (tw, th), _ = cv2.getTextSize(text, _FONT, self._font_scale, self._thickness)
         org = (x0 + (self.cell_width - tw) // 2, y0 + (self.cell_height + th) // 2 + line * 2 * th)
         cv2.putText(canvas, text, org, _FONT, self._font_scale, colour, self._thickness, cv2.LINE_AA)
+
+
+@functools.lru_cache(maxsize=64)
+def _fit_text(text: str, limit: int, scale: float, thickness: int) -> str:
+    """Cached: a failed camera's reason is drawn on every composed canvas, unchanged."""
+    text = text.encode("ascii", "replace").decode()
+    if cv2.getTextSize(text, _FONT, scale, thickness)[0][0] <= limit:
+        return text
+    while len(text) > 1 and cv2.getTextSize(text + "...", _FONT, scale, thickness)[0][0] > limit:
+        text = text[:-1]
+    return text + "..."
 
 
 def _to_buffer(canvas: Frame, width: int, height: int) -> Any:
