@@ -187,3 +187,26 @@ def test_on_a_bf16_cpu_the_build_tries_openvino_and_says_why_it_was_not_kept(
         "reason": "OpenVINO compiles bf16 as f32 here",
     }
     assert "OpenVINO was not kept (OpenVINO compiles bf16 as f32 here)" in caplog.text
+
+
+def test_openvino_survives_its_own_exceptions_after_gstreamer_loaded(models_dir: Path) -> None:
+    """GStreamer links libunwind; loaded first, its unwinder used to abort OpenVINO's first C++ exception
+    (the whole process, e.g. compiling the model inside a running pipeline)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pathlib import Path\n"
+        "from blazestream.gst import gst\n"
+        "gst()\n"
+        "import openvino as ov\n"
+        "from blazestream.engines.openvino import compile_landmark_model\n"
+        f"compile_landmark_model(Path({str(models_dir / 'pose_landmark_full_noseg.onnx')!r}), 'f32', 1)\n"
+        "try:\n"
+        "    ov.PartialShape([1, 2]).get_dimension(5)\n"
+        "except RuntimeError:\n"
+        "    print('caught')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "caught"

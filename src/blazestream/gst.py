@@ -6,6 +6,8 @@ is wrapped, or PyGObject caches a class without `try_pull_sample`/`push_buffer` 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import threading
 from typing import Any
 
@@ -30,10 +32,21 @@ def glib() -> Any:
     return _load()["GLib"]
 
 
+def _gcc_unwinder_first() -> None:
+    """Make GCC's unwinder global before GStreamer loads libunwind (libgstreamer links it).
+
+    Otherwise libunwind's `_Unwind_Resume` becomes the process's, and a C++ library that throws after
+    that (OpenVINO does internally, e.g. ending an iteration) aborts the whole process.
+    """
+    with contextlib.suppress(OSError):  # not a GCC runtime: no such clash
+        ctypes.CDLL("libgcc_s.so.1", mode=ctypes.RTLD_GLOBAL)
+
+
 def _load() -> dict[str, Any]:
     with _lock:
         if _loaded:
             return _loaded
+        _gcc_unwinder_first()
         try:
             import gi
 
