@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from blazestream.engines.base import Engine
@@ -33,20 +34,21 @@ def create_cpu_estimator(
     if segmentation and precision != "fp32":
         raise ConfigError(f"precision {precision} applies to the pruned landmark model: segmentation needs fp32")
     paths = load_model_paths(models_dir)
-    detector = OnnxRuntimeEngine(paths.detector_onnx, ort)
-    landmarker: Engine
-    if segmentation:
-        landmarker = OnnxRuntimeEngine(paths.landmark_onnx, ort, outputs=(*LANDMARK_OUTPUTS, "segmentation"))
-    else:
-        model = landmark_model(paths.models_dir, precision)
-        landmarker = landmark_engine(model, ort)
+    # The landmark model may be built first (a reduced precision, once); then both engines load at once:
+    # building ONNX Runtime sessions releases the GIL, and every start-up waits for them.
+    landmark_path = paths.landmark_onnx if segmentation else landmark_model(paths.models_dir, precision)
+    outputs = (*LANDMARK_OUTPUTS, "segmentation") if segmentation else LANDMARK_OUTPUTS
+    with ThreadPoolExecutor(1, thread_name_prefix="engine-load") as loader:
+        pending = loader.submit(landmark_engine, landmark_path, ort, outputs)
+        detector = OnnxRuntimeEngine(paths.detector_onnx, ort)
+        landmarker = pending.result()
     return PoseEstimator(detector, landmarker, settings, CpuCropper(workers=available_cores()))
 
 
-def landmark_engine(model: Path, ort: OrtSettings | None = None) -> Engine:
+def landmark_engine(model: Path, ort: OrtSettings | None = None, outputs: tuple[str, ...] = LANDMARK_OUTPUTS) -> Engine:
     """The engine for a built landmark model: OpenVINO (bf16) for an IR, ONNX Runtime for ONNX."""
     if model.suffix == ".xml":
         from blazestream.engines.openvino import OpenVinoEngine
 
-        return OpenVinoEngine(model, inference_precision="bf16", outputs=LANDMARK_OUTPUTS)
-    return OnnxRuntimeEngine(model, ort, outputs=LANDMARK_OUTPUTS)
+        return OpenVinoEngine(model, inference_precision="bf16", outputs=outputs)
+    return OnnxRuntimeEngine(model, ort, outputs=outputs)

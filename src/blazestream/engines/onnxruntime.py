@@ -51,8 +51,14 @@ class OnnxRuntimeEngine:
         cores = available_cores()
         self._runs = self._settings.parallel_runs or cores
         threads = self._settings.intra_op_threads or cores
-        self._session = self._new_session(path, threads)
-        self._single = self._new_session(path, 1) if self._runs > 1 and threads > 1 else self._session
+        if self._runs > 1 and threads > 1:
+            # Both at once: building a session releases the GIL, and start-up waits for both.
+            with ThreadPoolExecutor(2, thread_name_prefix="ort-load") as loader:
+                single = loader.submit(self._new_session, path, 1)
+                self._session = self._new_session(path, threads)
+                self._single = single.result()
+        else:
+            self._session = self._single = self._new_session(path, threads)
         self._pool = ThreadPoolExecutor(self._runs, thread_name_prefix=f"ort-{path.stem}") if self._runs > 1 else None
         inputs = self._session.get_inputs()
         if len(inputs) != 1:

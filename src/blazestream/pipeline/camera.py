@@ -249,6 +249,7 @@ class Camera:
                         continue
                     log.info("%s: ended after %d frames", self.name, self.frames)
                     self.state = CameraState.ENDED
+                    self.slot.finish()  # now, not after the pipeline's teardown (~0.2 s): the run can end
                     return got
                 continue
             buffer = sample.get_buffer()

@@ -343,12 +343,14 @@ class Runner:
         gst()
 
         def start() -> None:
+            # Workers first: they only wait for batches, and a thread started while the cameras build
+            # their pipelines waits for the GIL (~0.1 s each).
+            for worker in self._workers:
+                worker.start()
             with self._lock:
                 self._running = True
                 for member in self._members.values():
                     member.camera.start()
-            for worker in self._workers:
-                worker.start()
 
         try:
             self.summary.wall_s = self.control.run(start)
