@@ -32,6 +32,18 @@ def glib() -> Any:
     return _load()["GLib"]
 
 
+def preload() -> None:
+    """Start loading GStreamer on a background thread (~0.2 s, mostly C with the GIL released), for a
+    caller with other start-up work to do meanwhile; the first `gst()` waits for it, and a load that
+    failed here fails there again, with its message."""
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            _load()
+
+    threading.Thread(target=load, name="gst-preload", daemon=True).start()
+
+
 def _gcc_unwinder_first() -> None:
     """Make GCC's unwinder global before GStreamer loads libunwind (libgstreamer links it).
 

@@ -77,8 +77,10 @@ def ort_settings(cfg: AppConfig, *, dynamic: bool = False) -> OrtSettings:
 
 def create_estimator(cfg: AppConfig, backend: str, *, dynamic: bool = False) -> PoseEstimator:
     """The estimator for a resolved backend ('cpu' or 'tensorrt'); `dynamic` as for build_cpu_runner."""
+    from blazestream.gst import preload
     from blazestream.models.cache import default_models_dir
 
+    preload()  # the graph needs GStreamer next: it loads while the engines do
     models_dir = cfg.engine.models_dir or default_models_dir()
     settings = estimator_settings(cfg)
     if backend == "tensorrt":
