@@ -120,3 +120,7 @@ def test_bench_without_the_reference_reports_our_figures_and_cpu_split(
     assert split["models"] > 0
     assert split["decode"] > 0
     assert all(v >= 0 for v in split.values())
+    # start-up: loading both engines and the graph up to the first result, not counted in frames/s
+    side = report["blazestream"]
+    assert 0 < side["startup_s"] < side["wall_s"] + 30
+    assert "start-up (engines, graph, first result)" in done.stdout + done.stderr

@@ -107,3 +107,28 @@ def test_windowed_detection_runs_on_array_api_strict() -> None:
     np.testing.assert_allclose(_np(out[0].keypoints), np.asarray(out[1].keypoints), rtol=1e-5, atol=1e-6)
     assert _np(out[0].valid).tolist() == np.asarray(out[1].valid).tolist()
     assert np.asarray(out[1].valid).any()
+
+
+def test_numpy_arrays_take_numpy_itself_and_others_array_api_compat() -> None:
+    from blazestream.pose.xp import array_namespace
+
+    assert array_namespace(np.zeros(2), np.ones(3)) is np
+    assert array_namespace(xps.asarray([1.0])) is xps  # array-api-compat answers for the others
+
+
+def test_the_streaming_graph_loads_without_array_api_compats_numpy_wrapper() -> None:
+    """Its import touches every NumPy submodule (f2py, testing, ma): ~0.2 s of every start-up."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "import blazestream.pipeline.graph\n"
+        "from blazestream.pose.tracking import PoseTracker\n"
+        "from blazestream.pose.xp import array_namespace, sigmoid\n"
+        "sigmoid(array_namespace(np.zeros(3)), np.zeros(3))\n"
+        "print(sorted(m for m in ('array_api_compat.numpy', 'numpy.f2py') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
