@@ -27,8 +27,8 @@ def array_namespace(*xs: Any) -> Any:
 
     ~0.2 us instead of array-api-compat's 1.5-3 (the pose core asks dozens of times per frame). NumPy
     itself, not array-api-compat's NumPy wrapper: importing the wrapper touches every NumPy submodule
-    (f2py, testing, ma: ~0.2 s of every start-up), and for what the core calls on float arrays the two
-    are the same functions. NumPy 1.x (DeepStream's pyds) still gets the wrapper.
+    (f2py, testing, ma: ~0.2 s of every start-up), and for what the core calls the two give the same
+    results (mostly they are the same functions). NumPy 1.x (DeepStream's pyds) still gets the wrapper.
     """
     for x in xs:
         if type(x) is not np.ndarray:
