@@ -48,6 +48,12 @@ def scratch_model_cache(models_dir: Path, target: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def scratch_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One test module's scratch copy of the model cache (scratch_model_cache)."""
+    return scratch_model_cache(models_dir, tmp_path_factory.mktemp("models") / "models")
+
+
 # --- network fixtures (outputs, RTSP test server): loopback only ---
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")

@@ -31,11 +31,6 @@ ov = pytest.importorskip("openvino", reason="make setup installs openvino (the b
 
 
 @pytest.fixture(scope="module")
-def scratch_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return scratch_model_cache(models_dir, tmp_path_factory.mktemp("ov") / "models")
-
-
-@pytest.fixture(scope="module")
 def person_crops(models_dir: Path) -> np.ndarray:
     from blazestream.images import load_image
     from blazestream.models.calibration import landmark_tensors

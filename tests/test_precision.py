@@ -28,7 +28,7 @@ from blazestream.models.precision import (
     round_to_bf16,
     session,
 )
-from conftest import DATA_DIR, scratch_model_cache
+from conftest import DATA_DIR
 
 
 def test_bf16_rounding_is_round_to_nearest_even() -> None:
@@ -55,12 +55,6 @@ def test_which_precisions_run_fast_follows_the_cpu_flags() -> None:
     fast, why = precision_speed("bf16", vnni)
     assert fast, "OpenVINO (installed by make setup) has bf16 kernels for this CPU"
     assert "OpenVINO" in why
-
-
-@pytest.fixture(scope="module")
-def scratch_models(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the model cache, so builds with few candidates never land in the shared cache."""
-    return scratch_model_cache(models_dir, tmp_path_factory.mktemp("models") / "models")
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,33 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+class EngineFacts:
+    """The Engine protocol's descriptive properties, read from what each engine sets when it loads.
+
+    One batch call is unbounded unless an engine overrides `max_batch` (TensorRT's profile does).
+    """
+
+    _name: str
+    _input_shape: tuple[int, int, int]
+    _outputs: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self._input_shape
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self._outputs
+
+    @property
+    def max_batch(self) -> int | None:
+        return None
+
+
 def infer_in_chunks(engine: Engine, batch: Array, concat: Any) -> dict[str, Array]:
     """Run a batch of any size through an engine whose calls are capped at `max_batch`."""
     limit = engine.max_batch

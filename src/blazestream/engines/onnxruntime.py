@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from blazestream.cpu_split import measure
-from blazestream.engines.base import chosen_outputs, require_model_file
+from blazestream.engines.base import EngineFacts, chosen_outputs, require_model_file
 from blazestream.errors import BlazestreamError
 
 GraphOptimization = Literal["disable", "basic", "extended", "all"]
@@ -42,7 +42,7 @@ class OrtSettings:
     """Busy-wait between ops; off by default so idle cameras do not burn CPU."""
 
 
-class OnnxRuntimeEngine:
+class OnnxRuntimeEngine(EngineFacts):
     """One ONNX model in ONNX Runtime; outputs limited to `outputs` when given."""
 
     def __init__(self, path: Path, settings: OrtSettings | None = None, *, outputs: Sequence[str] | None = None):
@@ -88,22 +88,6 @@ class OnnxRuntimeEngine:
         return ort.InferenceSession(
             str(path), options, providers=list(self._settings.providers), disabled_optimizers=["WeightBiasQuantization"]
         )
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return self._input_shape
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return self._outputs
-
-    @property
-    def max_batch(self) -> int | None:
-        return None
 
     def infer(self, batch: Any) -> Mapping[str, Any]:
         data = np.ascontiguousarray(batch, np.float32)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from blazestream.engines.base import chosen_outputs, require_model_file
+from blazestream.engines.base import EngineFacts, chosen_outputs, require_model_file
 from blazestream.engines.onnxruntime import available_cores
 from blazestream.errors import BlazestreamError
 
@@ -87,7 +87,7 @@ def run_one_by_one(compiled: Any, crops: Any, outputs: Sequence[str]) -> list[An
     return [np.concatenate([r[i] for r in rows]) for i in range(len(ports))]
 
 
-class OpenVinoEngine:
+class OpenVinoEngine(EngineFacts):
     """One landmark model in OpenVINO, behind the same Engine protocol as ONNX Runtime.
 
     A batch is run as one asynchronous single-item request per crop, spread over one stream per core.
@@ -113,22 +113,6 @@ class OpenVinoEngine:
         self._streams = streams
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         """Idle infer requests, created on demand: as many as lanes x streams ever ran at once."""
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return self._input_shape
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return self._outputs
-
-    @property
-    def max_batch(self) -> int | None:
-        return None
 
     def infer(self, batch: Any) -> Mapping[str, Any]:
         data = np.ascontiguousarray(batch, np.float32)

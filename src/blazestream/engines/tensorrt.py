@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from blazestream.engines.base import EngineFacts
 from blazestream.engines.cupy_api import device_pointer, load_cupy
 from blazestream.errors import BlazestreamError, MissingDependencyError
 
@@ -80,7 +81,7 @@ def _shape(dims: trt.Dims) -> tuple[int, ...]:
     return tuple(int(dims[i]) for i in range(len(dims)))
 
 
-class TensorRTEngine:
+class TensorRTEngine(EngineFacts):
     """One plan, one execution context, one stream; `max_batch` is the top of optimization profile 0."""
 
     def __init__(self, plan: Path) -> None:
@@ -110,18 +111,6 @@ class TensorRTEngine:
         self._dtypes = {n: _numpy_dtype(engine.get_tensor_dtype(n)) for n in self._outputs}
         self._stream = self._cp.cuda.Stream(non_blocking=True)
         self._name = plan.name.split(".")[0]
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return self._input_shape
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        return self._outputs
 
     @property
     def max_batch(self) -> int | None:
